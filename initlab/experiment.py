@@ -1,0 +1,272 @@
+"""Config -> population -> History -> Result: one experiment, pure (no files, no printing).
+
+Every init variant x seed of a config is one member of a single population, trained together.
+Member (variant v, seed s) sits at index m = v * seeds + s and draws its weights from
+default_rng([seed, s]): every variant sees the same random numbers (common random numbers), and
+a member's numbers do not depend on which other members share its population.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from initlab import __version__, data, inits, theory
+from initlab.activations import Activation, get_activation
+from initlab.diagnosis import Evidence, diagnose, sentence
+from initlab.errors import ConfigError, Problem
+from initlab.losses import Loss, get_loss
+from initlab.model import MemberInit, Population, forward, init_population, member_rngs
+from initlab.results import Result
+from initlab.stats import default_bins
+from initlab.train import History, Progress, Schedule, train
+
+FORMAT_VERSION = 1
+LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
+CURVE_POINTS = 1000
+BOUNDARY_GRID = np.round(np.arange(-5.0, 5.0 + 1e-9, 0.1), 10)  # the article's [-5, 5], step 0.1
+
+
+@dataclass
+class Setup:
+    """Everything a config resolves to before training."""
+
+    cfg: dict[str, Any]
+    dataset: data.Dataset
+    activation: Activation
+    loss: Loss
+    sizes: list[int]
+    labels: list[str]
+    variants: list[dict[str, Any]]
+    members: list[MemberInit]
+    lr: np.ndarray  # (M,)
+    dtype: type
+
+
+def _activation(model: Mapping[str, Any]) -> Activation:
+    spec = model.get("activation", "tanh")
+    if isinstance(spec, Mapping):
+        params = {k: v for k, v in spec.items() if k != "name"}
+        return get_activation(spec["name"], next(iter(params.values()), None))
+    return get_activation(spec)
+
+
+def hidden_widths(model: Mapping[str, Any]) -> list[int]:
+    if model.get("widths") is not None:
+        return [int(w) for w in model["widths"]]
+    return [int(model["width"])] * int(model["depth"])
+
+
+def _variant_spec(variant: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in variant.items() if k not in ("label", "bias", "lr")}
+
+
+def load_data(cfg: Mapping[str, Any]) -> data.Dataset:
+    spec = dict(cfg["data"])
+    name = spec.pop("name")
+    seed = spec.pop("seed", None)
+    seed = cfg.get("seed", 0) if seed is None else seed
+    if spec.get("samples") is None:
+        spec.pop("samples", None)
+    return data.load(name, rng=np.random.default_rng([int(seed), 0xDA7A]), **spec)
+
+
+def _loss_for(cfg: Mapping[str, Any], ds: data.Dataset) -> Loss:
+    name = cfg["train"].get("loss", "auto") or "auto"
+    loss = get_loss(LOSS_FOR_TASK[ds.task] if name == "auto" else name)
+    ok = {"bce": ("binary",), "softmax_ce": ("binary", "multiclass"), "mse": ("regression",)}
+    if ds.task not in ok[loss.name]:
+        raise ConfigError([Problem(
+            f"loss '{loss.name}' does not fit the {ds.task} data set '{ds.name}'",
+            path="train.loss", expected=f"'{LOSS_FOR_TASK[ds.task]}' or 'auto'")])
+    return loss
+
+
+def setup(cfg: Mapping[str, Any]) -> Setup:
+    """Resolve a (validated, resolved) config dict into data, architecture and members."""
+    ds = load_data(cfg)
+    act = _activation(cfg["model"])
+    loss = _loss_for(cfg, ds)
+    n_out = 2 if (loss.name == "softmax_ce" and ds.task == "binary") else ds.n_out
+    sizes = [ds.n_in, *hidden_widths(cfg["model"]), n_out]
+    seeds, base = int(cfg.get("seeds", 1)), int(cfg.get("seed", 0))
+    variants = [dict(v) for v in cfg["init"]]
+    labels = [str(v.get("label") or v["scheme"]) for v in variants]
+    members, lr = [], []
+    use_bias = cfg["model"].get("bias", True)
+    for v in variants:
+        weight = inits.resolve(_variant_spec(v), activation=act.name, activation_param=act.param)
+        bias_spec = v.get("bias")
+        bias = None
+        if use_bias and bias_spec not in (None, "zeros", {"scheme": "zeros"}):
+            bias = inits.resolve(bias_spec, activation=act.name, activation_param=act.param)
+        for s in range(seeds):
+            members.append(MemberInit(weight, bias, (base, s)))
+            lr.append(float(v.get("lr") or cfg["train"].get("lr", 0.1)))
+    dtype = np.float32 if cfg.get("dtype") == "float32" else np.float64
+    return Setup(dict(cfg), ds, act, loss, sizes, labels, variants, members, np.array(lr), dtype)
+
+
+def _targets(s: Setup, y: np.ndarray) -> np.ndarray:
+    return y.astype(s.dtype) if s.loss.name in ("bce", "mse") else y
+
+
+def _nanstat(fn: Any, a: np.ndarray, axis: int = 0) -> np.ndarray:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(fn(np.where(np.isfinite(a), a, np.nan), axis=axis))
+
+
+def _layers(h: History, rows: np.ndarray, r: int, theory_var: np.ndarray | None,
+            widths: list[int]) -> list[dict[str, Any]]:
+    keys = ("act_mean", "act_var", "pre_var", "grad_var", "weight_grad_var", "saturated", "dead")
+    out = []
+    for l in range(len(widths)):
+        row: dict[str, Any] = {"layer": l + 1, "width": widths[l]}
+        for k in keys:
+            with np.errstate(all="ignore"):
+                row[k] = float(np.mean(h.stats[k][r, rows, l]))
+        if theory_var is not None:
+            row["act_var_theory"] = float(theory_var[l])
+        out.append(row)
+    return out
+
+
+def _curve(curve: np.ndarray) -> dict[str, list[float]]:
+    E = curve.shape[0]
+    idx = np.unique(np.linspace(0, E - 1, min(E, CURVE_POINTS)).round().astype(int))
+    c = curve[idx]
+    return {"steps": idx.tolist(), "mean": _nanstat(np.nanmean, c, 1).tolist(),
+            "std": _nanstat(np.nanstd, c, 1).tolist(), "min": _nanstat(np.nanmin, c, 1).tolist(),
+            "max": _nanstat(np.nanmax, c, 1).tolist()}
+
+
+def _theory(s: Setup, pop0: list[np.ndarray], bias0: list[np.ndarray], q0: float,
+            rows: np.ndarray) -> np.ndarray:
+    sw = [s.sizes[l] * float(np.mean(pop0[l][rows] ** 2)) for l in range(len(pop0))]
+    sb = [float(np.mean(bias0[l][rows] ** 2)) for l in range(len(bias0))]
+    with np.errstate(all="ignore"):
+        return theory.act_var_profile(s.activation, sw, sb, q0, len(sw))
+
+
+def _boundary(s: Setup, pop: Population) -> np.ndarray | None:
+    if s.dataset.n_in != 2 or s.dataset.task != "binary":
+        return None
+    g = BOUNDARY_GRID
+    xx, yy = np.meshgrid(g, g)  # row i: x2 = g[i]; column j: x1 = g[j]
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
+    seeds = int(s.cfg.get("seeds", 1))
+    first = pop.select(np.arange(len(s.variants)) * seeds)
+    with np.errstate(all="ignore"):
+        z = forward(first, grid).out
+        p = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
+            np.exp(z[..., 1] - np.logaddexp(z[..., 0], z[..., 1]))
+    return p.reshape(len(s.variants), len(g), len(g))
+
+
+def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> Result:
+    """Train every variant x seed of a resolved config as one population; return the Result."""
+    t0 = time.perf_counter()
+    s = setup(cfg)
+    ds, seeds = s.dataset, int(cfg.get("seeds", 1))
+    x, y = ds.x.astype(s.dtype), _targets(s, ds.y)
+    measure = cfg.get("measure", {})
+    tr = cfg["train"]
+    pop = init_population(s.sizes, s.activation, s.members, dtype=s.dtype,
+                          x_init=x[: int(measure.get("batch", 1000))])
+    W0 = [W.copy() for W in pop.Ws]
+    b0 = [b.copy() for b in pop.bs]
+    schedule = Schedule(
+        loss=s.loss, epochs=int(tr.get("epochs", 100)), batch_size=tr.get("batch_size"),
+        every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
+        momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
+        beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
+        measure_batch=int(measure.get("batch", 1000)))
+    bins = default_bins(s.activation, int(measure.get("bins", 50)))
+    shuffle = [member_rngs(m.seed)[1] for m in s.members]
+    h = train(pop, x, y, schedule, s.lr, bins, shuffle, progress)
+    x_meas = x if schedule.batch_size is None else x[: schedule.measure_batch]
+    q0 = float(np.mean(np.asarray(x_meas, np.float64) ** 2))
+
+    V, L = len(s.variants), len(s.sizes) - 1
+    member_variant = np.repeat(np.arange(V), seeds)
+    theory_var = np.zeros((V, L))
+    variants_out = []
+    for v, (label, spec) in enumerate(zip(s.labels, s.variants)):
+        rows = np.flatnonzero(member_variant == v)
+        theory_var[v] = _theory(s, W0, b0, q0, rows)
+        variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0))
+
+    arrays: dict[str, np.ndarray] = {
+        "loss": h.loss, "loss_steps": np.arange(h.loss.shape[0]),
+        "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
+        "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
+        "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory_var,
+        **{f"stat_{k}": a for k, a in h.stats.items()},
+    }
+    boundary = _boundary(s, pop)
+    if boundary is not None:
+        arrays.update(boundary=boundary, boundary_grid=BOUNDARY_GRID, data_x=ds.x, data_y=ds.y)
+    summary = {
+        "format_version": FORMAT_VERSION, "initlab_version": __version__,
+        "name": cfg.get("name"), "config_hash": cfg.get("config_hash"), "task": ds.task,
+        "dataset": ds.name, "samples": len(ds.x), "loss": s.loss.name,
+        "optimizer": schedule.optimizer, "epochs": schedule.epochs, "steps": h.steps,
+        "seeds": seeds, "dtype": np.dtype(s.dtype).name, "sizes": s.sizes,
+        "activation": s.activation.name, "activation_param": s.activation.param,
+        "wall_time_s": round(time.perf_counter() - t0, 3), "variants": variants_out,
+    }
+    return Result(config=dict(cfg), summary=summary, arrays=arrays)
+
+
+def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, Any],
+                     rows: np.ndarray, theory_var: np.ndarray, q0: float) -> dict[str, Any]:
+    widths = s.sizes[1:]
+    R = len(h.stat_steps) - 1
+    L = len(widths)
+    hidden = max(L - 1, 1)
+    act0 = h.stats["act_var"][0, rows]  # (seeds, L)
+    grad0 = h.stats["grad_var"][0, rows]
+    with np.errstate(all="ignore"):
+        last_hidden = float(np.mean(act0[:, max(L - 2, 0)]))
+        act_ratio = last_hidden / q0 if q0 > 0 else math.nan
+        grad_ratio = float(np.mean(grad0[:, 0]) / np.mean(grad0[:, -1]))
+        gain = act_ratio ** (1 / hidden) if act_ratio >= 0 else math.nan
+    dsteps = h.diverged_step[rows]
+    losses = h.loss[:, rows]
+    ev = Evidence(
+        label=label, activation=s.activation.name, seeds=len(rows),
+        n_diverged=int((dsteps >= 0).sum()),
+        first_diverged_step=int(dsteps[dsteps >= 0].min()) if (dsteps >= 0).any() else None,
+        symmetric=bool(h.symmetric is not None and h.symmetric[rows].all() and L > 1),
+        act_ratio=act_ratio if math.isfinite(act_ratio) else math.inf,
+        per_layer_gain=gain, grad_ratio=grad_ratio if not math.isnan(grad_ratio) else 1.0,
+        saturated=float(np.mean(h.stats["saturated"][0, rows, :-1])) if L > 1 else 0.0,
+        dead=float(np.mean(h.stats["dead"][R, rows, :-1])) if L > 1 else 0.0,
+        loss_init=float(_nanstat(np.nanmean, losses[0])),
+        loss_final=float(_nanstat(np.nanmean, h.final_loss[rows])),
+        epochs=int(s.cfg["train"].get("epochs", 0)))
+    found = diagnose(ev)
+    acc = h.final_accuracy
+    return {
+        "label": label,
+        "scheme": inits.resolve(_variant_spec(spec), activation=s.activation.name,
+                                activation_param=s.activation.param).describe(),
+        "lr": float(s.lr[rows[0]]),
+        "seeds": [int(x) for x in range(len(rows))],
+        "final_loss": h.final_loss[rows].tolist(),
+        "final_accuracy": acc[rows].tolist() if acc is not None else None,
+        "diverged": (dsteps >= 0).tolist(),
+        "diverged_step": [int(d) if d >= 0 else None for d in dsteps],
+        "loss_curve": _curve(losses),
+        "diagnosis": found[0], "diagnoses": found, "sentence": sentence(ev, found),
+        "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
+        "layers": _layers(h, rows, 0, theory_var, widths),
+        "layers_final": _layers(h, rows, R, None, widths),
+    }

@@ -1,0 +1,100 @@
+"""Optimizers on stacked parameters: every array has the member axis M first.
+
+Each member has its own learning rate, an (M,) array, and a step can be masked per member
+(a diverged member is frozen: its parameters and optimizer state no longer change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from initlab.registry import Registry
+
+Array = np.ndarray
+
+
+def _per_member(v: Array, like: Array) -> Array:
+    """(M,) -> (M, 1, 1, ...) so it broadcasts against a stacked parameter."""
+    return v.reshape((-1,) + (1,) * (like.ndim - 1)).astype(like.dtype, copy=False)
+
+
+@dataclass
+class SGD:
+    """p <- p - lr * v,  v <- momentum * v + g  (v = g when momentum = 0; Nesterov optional).
+
+    The caller zeroes the gradients of inactive members; their lr is zeroed here, so a frozen
+    member's parameters never change.
+    """
+
+    lr: Array  # (M,)
+    momentum: float = 0.0
+    nesterov: bool = False
+    _v: list[Array] = field(default_factory=list)
+
+    def step(self, params: Sequence[Array], grads: Sequence[Array], active: Array) -> None:
+        lr = np.where(active, self.lr, 0.0)
+        if self.momentum and not self._v:
+            self._v = [np.zeros_like(p) for p in params]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            d = g
+            if self.momentum:
+                v = self._v[i]
+                v *= self.momentum
+                v += g
+                d = g + self.momentum * v if self.nesterov else v
+            p -= _per_member(lr, p) * d
+
+
+@dataclass
+class Adam:
+    """Kingma & Ba:  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    p <- p - lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)."""
+
+    lr: Array  # (M,)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    _m: list[Array] = field(default_factory=list)
+    _v: list[Array] = field(default_factory=list)
+    _t: int = 0
+
+    def step(self, params: Sequence[Array], grads: Sequence[Array], active: Array) -> None:
+        if not self._m:
+            self._m = [np.zeros_like(p) for p in params]
+            self._v = [np.zeros_like(p) for p in params]
+        self._t += 1
+        t = self._t
+        step = np.where(active, self.lr, 0.0) * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        for p, g, m, v in zip(params, grads, self._m, self._v):
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * (g * g)
+            p -= _per_member(step, p) * m / (np.sqrt(v) + self.eps)
+
+
+OPTIMIZERS: Registry[type] = Registry("optimizer")
+OPTIMIZERS.register("sgd", SGD, description="plain gradient descent: p -= lr * g",
+                    formula="p <- p - lr g")
+OPTIMIZERS.register("momentum", SGD, aliases=("sgd_momentum",),
+                    description="SGD with heavy-ball momentum",
+                    formula="v <- mu v + g; p <- p - lr v")
+OPTIMIZERS.register("adam", Adam, description="Adam (Kingma & Ba 2015)",
+                    formula="p <- p - lr m_hat / (sqrt(v_hat) + eps)")
+
+
+def make_optimizer(
+    name: str, lr: Array, *, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> SGD | Adam:
+    """An optimizer for per-member learning rates `lr` (M,)."""
+    key = OPTIMIZERS.canonical(name)
+    lr = np.asarray(lr, dtype=np.float64)
+    if key == "sgd":
+        return SGD(lr)
+    if key == "momentum":
+        return SGD(lr, momentum=momentum)
+    return Adam(lr, beta1=beta1, beta2=beta2, eps=eps)
