@@ -1,0 +1,45 @@
+"""The Python API: `initlab.run(config, out_dir=None)`.
+
+    result = initlab.run("configs/playground.yaml")          # train, no files
+    result = initlab.run(cfg, out_dir="results/playground")   # train and write the folder
+    result.summary == json.load(open("results/playground/summary.json"))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from initlab.config import Config, config_hash, load_config
+from initlab.experiment import run_experiment
+from initlab.results import Result, json_safe, write_result
+from initlab.train import Progress
+
+
+def resolve(config: Config | str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """The fully resolved config dict (defaults and labels filled) with its `config_hash`."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    resolved = cfg.resolved()
+    resolved["config_hash"] = config_hash(cfg)
+    return resolved
+
+
+def run(
+    config: Config | str | os.PathLike[str] | Mapping[str, Any],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    plots: bool = True,
+) -> Result:
+    """Train every variant x seed of `config` as one population and return the Result.
+
+    With `out_dir`, the results folder is written atomically (the previous folder of that name
+    survives an interrupted or failed run). `result.summary` equals what summary.json holds.
+    """
+    result = run_experiment(resolve(config), progress)
+    result.summary = json_safe(result.summary)
+    if out_dir is not None:
+        write_result(result, Path(out_dir), plots=plots)
+    return result
