@@ -1,0 +1,105 @@
+"""plots.py and report.py on synthetic Results (2-D binary and non-2-D multiclass)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from fakes import fake_result
+
+from initlab import plots, report
+
+ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png"}
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("binary")
+    result = fake_result()
+    return result, plots.save_all(result, folder)
+
+
+@pytest.fixture(scope="module")
+def multiclass(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multi")
+    result = fake_result(variants=2, seeds=2, layers=5, epochs=20, two_d=False,
+                         task="multiclass")
+    return result, plots.save_all(result, folder)
+
+
+def _is_png(path) -> bool:
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_plot_is_written_for_2d_binary(binary):
+    _, paths = binary
+    assert {p.name for p in paths} == ALL_PNGS | {"decision_boundary.png"}
+    assert all(_is_png(p) for p in paths)
+
+
+def test_multiclass_has_no_decision_boundary(multiclass):
+    _, paths = multiclass
+    assert {p.name for p in paths} == ALL_PNGS
+    assert all(_is_png(p) for p in paths)
+
+
+def test_all_members_diverged_does_not_crash(tmp_path):
+    result = fake_result(variants=2, seeds=2, epochs=6,
+                         diverge=[(v, s, 0) for v in range(2) for s in range(2)])
+    result.arrays["loss"][0] = np.inf
+    paths = plots.save_all(result, tmp_path)
+    assert len(paths) == 5 and all(_is_png(p) for p in paths)
+
+
+def test_zero_epochs_and_one_seed(tmp_path):
+    result = fake_result(variants=1, seeds=1, epochs=0, layers=1)
+    assert {p.name for p in plots.save_all(result, tmp_path)} >= ALL_PNGS
+
+
+def test_palette_is_one_colour_per_label_everywhere():
+    labels = [f"v{i}" for i in range(12)]
+    colours = plots.palette(labels)
+    assert len(set(colours.values())) == 12
+    assert plots.palette(labels[:3]) == {k: colours[k] for k in labels[:3]}
+
+
+@pytest.mark.parametrize("x,text", [(None, "—"), (float("nan"), "—"), (0.000123456, "0.000123"),
+                                    (12345.6, "1.23e+04"), (3, "3"), (np.float32(0.5), "0.5")])
+def test_fmt(x, text):
+    assert plots.fmt(x) == text
+
+
+def test_html_is_self_contained_and_lists_every_variant(binary):
+    result, paths = binary
+    page = report.render_html(result, paths)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
+    assert "http://" not in page and "https://" not in page
+    assert page.count('src="data:image/png;base64,') == len(paths)
+    for v in result.summary["variants"]:
+        assert v["label"] in page and v["sentence"] in page
+    assert "diverged" in page and "1/3" in page
+
+
+def test_html_escapes_every_string_from_config_and_summary():
+    evil = "<script>alert(1)</script>"
+    result = fake_result(variants=2, epochs=5, labels=[evil, "b&<i>"])
+    result.summary["variants"][0]["sentence"] = f"bad {evil}"
+    result.summary["variants"][0]["diagnosis"] = evil
+    result.summary["name"] = evil
+    result.config["name"] = evil
+    page = report.render_html(result, [])
+    assert "<script" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "b&amp;&lt;i&gt;" in page
+
+
+def test_markdown_links_images_and_has_tables(binary):
+    result, paths = binary
+    text = report.render_markdown(result, [p.name for p in paths])
+    for p in paths:
+        assert f"]({p.name})" in text
+    for v in result.summary["variants"]:
+        assert f"**{v['label']}**" in text
+    assert "| variant | final loss" in text and "```yaml" in text
+    assert "—" in text  # the diverged seed's final loss is skipped, zero-variance ratio is —
