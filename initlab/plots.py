@@ -216,7 +216,8 @@ def plot_histograms(result: Result) -> Figure:
 
 def plot_gradients(result: Result) -> Figure:
     """Glorot's figure 7: back-propagated gradients log10 |dL/dz| per hidden layer."""
-    return _variant_grid(result, "dz", "log10 |dL/dz|",
+    low = float(np.asarray(result.arrays["hist_dz_edges"])[0])
+    return _variant_grid(result, "dz", f"log10 |dL/dz|  (first bin: < 1e{low:.0f}, and 0)",
                          "Back-propagated gradient histograms per hidden layer")
 
 

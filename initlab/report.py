@@ -53,6 +53,8 @@ def mean_std(values: Any) -> str:
     if len(xs) == 1:
         return fmt(mean)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+    if std <= 1e-12 * max(abs(mean), 1e-300):
+        std = 0.0  # float noise of identical values
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
@@ -75,7 +77,7 @@ def results_rows(result: Result) -> list[list[str]]:
             for v in result.summary.get("variants", [])]
 
 
-RESULTS_HEADER = ["variant", "final loss (mean ± std)", "accuracy", "diverged", "diagnosis"]
+RESULTS_HEADER = ["variant", "final loss (finite seeds, mean ± std)", "accuracy", "diverged", "diagnosis"]
 VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h) / theory",
                    "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
 
@@ -138,7 +140,7 @@ def render_markdown(result: Result, images: Sequence[str]) -> str:
                    f"[{_md_cell(str(v.get('diagnosis', '—')))}]: "
                    f"{_md_cell(str(v.get('sentence', '')))}")
     out += ["", "## Results", "", *_md_table(RESULTS_HEADER, results_rows(result)), ""]
-    out += ["## Variance per layer at init (mean over seeds)", "",
+    out += ["## Variance per layer (mean over seeds)", "",
             *_md_table(VARIANCE_HEADER, variance_rows(result)), ""]
     if images:
         out += ["## Plots", ""]

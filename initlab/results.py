@@ -80,11 +80,19 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the new one, never a part.
+    The file gets the usual permissions (0o666 minus the umask), not mkstemp's 0o600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -283,6 +291,7 @@ def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> 
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-",
                                     dir=out_dir.parent))
         try:
+            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0o700
             _write_files(result, tmp, plots=plots)
             _fsync_dir(tmp)
             _swap_in(tmp, out_dir)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from initlab.results import Result
 
@@ -66,6 +68,8 @@ def fake_result(variants: int = 4, seeds: int = 3, layers: int = 3, epochs: int 
                                    / 1.5) ** 2) * np.ones((1, M, 1, 1))
     arrays["hist_h"] = np.broadcast_to(np.round(hist_h), (R, M, L, bins)).copy()
     arrays["hist_dz"] = np.broadcast_to(np.round(hist_dz), (R, M, L, bins)).copy()
+    arrays["hist_h"][-1] = np.round(np.roll(hist_h[0], 2, axis=-1) * 0.8)  # training moved it
+    arrays["hist_dz"][-1] = np.round(np.roll(hist_dz[0], -3, axis=-1))
     arrays["hist_h_edges"], arrays["hist_dz_edges"] = h_edges, dz_edges
     arrays["theory_act_var"] = np.logspace(-2, 2, V)[:, None] ** (np.arange(1, L + 1) / 2)
 
@@ -154,3 +158,18 @@ def _summary(labels: list[str], a: dict[str, np.ndarray], diverged_step: list[li
             "loss": "bce" if task == "binary" else "softmax_ce", "optimizer": "sgd",
             "epochs": E, "steps": E, "seeds": S, "dtype": "float64", "sizes": sizes,
             "activation": "relu", "wall_time_s": 1.25, "variants": variants}
+
+
+_WRITTEN: list[tuple[Result, Path]] = []
+
+
+@pytest.fixture(scope="session")
+def written_binary(tmp_path_factory) -> tuple[Result, Path]:
+    """The default fake written once with every plot and report. Import it into a test module;
+    each importing module gets its own fixture, hence the cache: it is drawn once per run."""
+    from initlab.results import write_result
+
+    if not _WRITTEN:
+        result = fake_result()
+        _WRITTEN.append((result, write_result(result, tmp_path_factory.mktemp("w") / "fake")))
+    return _WRITTEN[0]

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from fakes import fake_result
+from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 
 from initlab import plots, report
 
@@ -14,10 +14,9 @@ ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png"}
 
 
 @pytest.fixture(scope="module")
-def binary(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("binary")
-    result = fake_result()
-    return result, plots.save_all(result, folder)
+def binary(written_binary):  # noqa: F811
+    result, folder = written_binary
+    return result, sorted(folder.glob("*.png"))
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +45,8 @@ def test_multiclass_has_no_decision_boundary(multiclass):
 
 
 def test_all_members_diverged_does_not_crash(tmp_path):
-    result = fake_result(variants=2, seeds=2, epochs=6,
-                         diverge=[(v, s, 0) for v in range(2) for s in range(2)])
+    result = fake_result(variants=1, seeds=2, layers=2, epochs=6,
+                         diverge=[(0, s, 0) for s in range(2)])
     result.arrays["loss"][0] = np.inf
     paths = plots.save_all(result, tmp_path)
     assert len(paths) == 5 and all(_is_png(p) for p in paths)
@@ -102,4 +101,12 @@ def test_markdown_links_images_and_has_tables(binary):
     for v in result.summary["variants"]:
         assert f"**{v['label']}**" in text
     assert "| variant | final loss" in text and "```yaml" in text
-    assert "—" in text  # the diverged seed's final loss is skipped, zero-variance ratio is —
+
+
+def test_missing_numbers_show_a_dash_and_float_noise_no_std():
+    result = fake_result(variants=2, epochs=5)
+    result.summary["variants"][0]["final_loss"] = [None, float("nan"), None]
+    result.summary["variants"][1]["final_accuracy"] = [0.7, 0.7000000000000001, 0.7]
+    rows = report.results_rows(result)
+    assert rows[0][1] == "—" and rows[1][2] == "0.7 ± 0"
+    assert report.mean_std([1.0, 3.0]) == "2 ± 1"

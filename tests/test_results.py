@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 import yaml
-from fakes import fake_result
+from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 
 from initlab import plots, results
 from initlab.errors import InitlabError
@@ -70,26 +70,28 @@ def test_json_safe_converts_numpy_and_non_finite():
     _strict(json.dumps(safe, allow_nan=False))
 
 
-def test_folder_has_every_file_and_tables_are_long_format(tmp_path):
-    out = write_result(fake_result(variants=2, seeds=2, epochs=10), tmp_path / "run")
+def test_folder_has_every_file_and_tables_are_long_format(written_binary):  # noqa: F811
+    result, out = written_binary
     names = {p.name for p in out.iterdir()}
-    assert {"config.yaml", "summary.json", "arrays.npz", "variance.csv", "loss.csv",
-            "report.md", "report.html", "loss.png"} <= names
-    assert not [n for n in names if n.endswith(".tmp")]
+    assert names == {"config.yaml", "summary.json", "arrays.npz", "variance.csv", "loss.csv",
+                     "report.md", "report.html", "loss.png", "variance.png", "histograms.png",
+                     "gradients.png", "decision_boundary.png"}
+    assert _leftovers(out.parent) == []
     rows = list(csv.DictReader((out / "variance.csv").open()))
     assert set(rows[0]) == {"variant", "layer", "width", "when", "stat", "mean", "std"}
     assert {r["when"] for r in rows} == {"init", "final"}
     assert any(r["stat"] == "act_var_theory" and r["when"] == "init" for r in rows)
     assert {r["stat"] for r in rows} >= set(results.VARIANCE_STATS)
     loss_rows = list(csv.DictReader((out / "loss.csv").open()))
-    assert len(loss_rows) == 11 * 4 and set(loss_rows[0]) == {"step", "variant", "seed", "loss"}
+    assert len(loss_rows) == result.arrays["loss"].size
+    assert set(loss_rows[0]) == {"step", "variant", "seed", "loss"}
     assert any(r["loss"] == "" for r in loss_rows)  # the diverged member's NaN/inf
     assert yaml.safe_load((out / "config.yaml").read_text())["versions"]["python"]
 
 
 def test_failed_write_leaves_previous_folder_intact(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    write_result(fake_result(variants=2, epochs=5), out)
+    write_result(fake_result(variants=2, epochs=5), out, plots=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def boom(result):
