@@ -77,7 +77,8 @@ def results_rows(result: Result) -> list[list[str]]:
             for v in result.summary.get("variants", [])]
 
 
-RESULTS_HEADER = ["variant", "final loss (finite seeds, mean ± std)", "accuracy", "diverged", "diagnosis"]
+RESULTS_HEADER = ["variant", "final loss (finite seeds, mean ± std)", "accuracy", "diverged",
+                  "diagnosis"]
 VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h) / theory",
                    "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
 
