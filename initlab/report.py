@@ -70,15 +70,29 @@ def _accuracy(v: dict) -> str:
     return text
 
 
+def scheme_text(v: dict) -> str:
+    """'normal(std=0.1), lr 0.1' from a variant's resolved scheme spec and learning rate."""
+    spec = v.get("scheme")
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("scheme", None) or spec.pop("name", None) or "?"
+        params = ", ".join(f"{k}={fmt(x) if isinstance(x, float) else x}"
+                           for k, x in spec.items() if k != "label")
+        text = f"{name}({params})" if params else str(name)
+    else:
+        text = str(spec if spec is not None else "—")
+    return f"{text}, lr {fmt(v['lr'])}" if v.get("lr") is not None else text
+
+
 def results_rows(result: Result) -> list[list[str]]:
-    """Variant, final loss, accuracy, diverged k/n, diagnosis (plain strings, unescaped)."""
-    return [[str(v.get("label", "")), mean_std(v.get("final_loss")), _accuracy(v),
-             _diverged(v), str(v.get("diagnosis", "—"))]
+    """Variant, init, final loss, accuracy, diverged k/n, diagnosis (plain strings, unescaped)."""
+    return [[str(v.get("label", "")), scheme_text(v), mean_std(v.get("final_loss")),
+             _accuracy(v), _diverged(v), str(v.get("diagnosis", "—"))]
             for v in result.summary.get("variants", [])]
 
 
-RESULTS_HEADER = ["variant", "final loss (finite seeds, mean ± std)", "accuracy", "diverged",
-                  "diagnosis"]
+RESULTS_HEADER = ["variant", "init", "final loss (finite seeds, mean ± std)", "accuracy",
+                  "diverged", "diagnosis"]
 VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h) / theory",
                    "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
 
@@ -227,7 +241,7 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
         f"<title>{_e(_title(result))}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(_title(result))}</h1>", f'<dl class="facts">{facts}</dl>',
         f'<h2>What happened</h2><ul class="story">{story}</ul>',
-        "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 4),
+        "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 5),
         "<h2>Variance per layer (mean over seeds)</h2>",
         _html_table(VARIANCE_HEADER, variance_rows(result), colours),
     ]

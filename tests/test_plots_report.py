@@ -86,6 +86,7 @@ def test_html_escapes_every_string_from_config_and_summary():
     result = fake_result(variants=2, epochs=5, labels=[evil, "b&<i>"])
     result.summary["variants"][0]["sentence"] = f"bad {evil}"
     result.summary["variants"][0]["diagnosis"] = evil
+    result.summary["variants"][1]["scheme"] = {"name": evil, evil: evil}
     result.summary["name"] = evil
     result.config["name"] = evil
     page = report.render_html(result, [])
@@ -108,5 +109,6 @@ def test_missing_numbers_show_a_dash_and_float_noise_no_std():
     result.summary["variants"][0]["final_loss"] = [None, float("nan"), None]
     result.summary["variants"][1]["final_accuracy"] = [0.7, 0.7000000000000001, 0.7]
     rows = report.results_rows(result)
-    assert rows[0][1] == "—" and rows[1][2] == "0.7 ± 0"
+    assert rows[0][2] == "—" and rows[1][3] == "0.7 ± 0"
+    assert rows[0][1] == "normal(std=0.1), lr 0.1"
     assert report.mean_std([1.0, 3.0]) == "2 ± 1"
