@@ -101,7 +101,7 @@ def test_markdown_links_images_and_has_tables(binary):
         assert f"]({p.name})" in text
     for v in result.summary["variants"]:
         assert f"**{v['label']}**" in text
-    assert "| variant | final loss" in text and "```yaml" in text
+    assert "| variant | init | final loss" in text and "```yaml" in text
 
 
 def test_missing_numbers_show_a_dash_and_float_noise_no_std():
