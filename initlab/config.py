@@ -336,6 +336,15 @@ class _TooLarge(Exception):
         self.node = node
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-3 as a number (YAML 1.2; PyYAML's 1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    _TAG + "float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def _safe_tag(node: yaml.Node) -> bool:
     if isinstance(node, yaml.MappingNode):
         return node.tag == _TAG + "map"
@@ -363,7 +372,7 @@ class _Reader:
 
     def read(self, text: str) -> Any:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f" ({e.context})" if e.context else ""
