@@ -14,7 +14,8 @@ A run that fails or is interrupted before step 1 leaves the previous `<name>` un
 temp folder is removed, or left for the next writer to sweep up if the process was killed).
 Between steps 1 and 2 `<name>` is briefly missing; the next `write_result` or `load_result` of
 that name finds the lone `.old` folder and renames it back (`recover`). Writers of one name are
-serialized by `fcntl.flock` on `.<name>.lock` in the parent folder.
+serialized by `fcntl.flock` on `.<name>.lock` in the parent folder. A non-empty `<name>`
+without summary.json is never replaced (NotAResultsFolderError): replacing deletes it.
 
 Every file is written with `atomic_write_bytes`/`atomic_write_text`: temp file in the same
 folder, flush + fsync, `os.replace`.
@@ -57,6 +58,10 @@ class ResultsNotFoundError(InitlabError):
     """A results folder (or one of its required files) that does not exist or cannot be read."""
 
     exit_code = 3
+
+
+class NotAResultsFolderError(InitlabError):
+    """Refusal to replace a folder that initlab did not write (it would be deleted)."""
 
 
 @dataclass
@@ -284,10 +289,11 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
 def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> Path:
     """Write every file of `result` into `out_dir`, replacing a previous result of that name
     only once the new one is complete. Returns `out_dir`."""
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out_dir):
         recover(out_dir)
+        _check_replaceable(out_dir)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-",
                                     dir=out_dir.parent))
         try:
@@ -299,6 +305,16 @@ def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> 
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return out_dir
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Only an empty folder or one with a summary.json (a results folder) may be replaced."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise NotAResultsFolderError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / SUMMARY_FILE).is_file():
+        raise NotAResultsFolderError(
+            f"{out_dir}: not an initlab results folder (no {SUMMARY_FILE}); refusing to replace "
+            "it, since replacing deletes its contents; choose another --out")
 
 
 def _write_files(result: Result, folder: Path, *, plots: bool) -> None:

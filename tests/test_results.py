@@ -15,6 +15,7 @@ from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 from initlab import plots, results
 from initlab.errors import InitlabError
 from initlab.results import (
+    NotAResultsFolderError,
     ResultsNotFoundError,
     atomic_write_text,
     json_safe,
@@ -156,3 +157,16 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_refuses_to_replace_a_folder_initlab_did_not_write(tmp_path):
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(NotAResultsFolderError, match="refusing"):
+        write_result(fake_result(variants=1, epochs=2), precious, plots=False)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert _leftovers(tmp_path) == []
+    (tmp_path / "empty").mkdir()
+    assert (write_result(fake_result(variants=1, epochs=2), tmp_path / "empty", plots=False)
+            / "summary.json").is_file()
