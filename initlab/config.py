@@ -649,9 +649,11 @@ def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
                        _choices(e.choices), e.suggestion)]
     except BadParameterError as e:
         known = e.param in spec
-        return [_Found((*loc, e.param) if known else loc, _core(e),
-                       _choices(e.choices) if e.choices else None, e.suggestion,
-                       at_key=known and e.param not in e.choices)]
+        unknown_key = known and e.param not in inits.scheme_params(scheme)
+        core = _core(e)
+        expected = _choices(e.choices) if e.choices and "one of" not in core else None
+        return [_Found((*loc, e.param) if known else loc, core, expected, e.suggestion,
+                       unknown_key)]
     except Exception as e:  # any other refusal, in the user's words
         return [_Found(loc, f"cannot use this init: {e}")]
     return []
@@ -696,6 +698,8 @@ def _check_names(doc: Mapping[str, Any]) -> list[_Found]:
     try:
         found += _check_data(doc) + _check_loss(doc)
         act_found, activation, param = _check_activation(doc)
+        if activation is None:  # reported once; check inits as if for tanh (gain='auto' needs one)
+            activation, param = "tanh", None
         found += act_found + _check_init(doc, activation, param)
     except ImportError:  # a registry module missing: shape checks only
         pass
