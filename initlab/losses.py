@@ -1,0 +1,198 @@
+"""Losses of a population with their gradients: fn(z, y) -> (loss per member (M,), dz like z).
+
+z: (M, B, K) logits or outputs of M members on one batch of B samples. y, shared by all members
+or per member:
+    bce        float 0/1 (soft labels in [0, 1] work too): (B,) or (M, B) for K = 1, or
+               (B, K) / (M, B, K)
+    softmax_ce int labels in [0, K): (B,) or (M, B)
+    mse        float targets: (B, K) or (M, B, K)
+The loss is a mean over the batch (and over the K outputs, as torch.nn.BCEWithLogitsLoss and
+torch.nn.MSELoss do); dz = d loss[m] / d z[m] (members do not interact).
+All are computed from logits in stable forms: huge or infinite logits give the limiting value
+(possibly inf) without a RuntimeWarning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from initlab.registry import Registry
+
+Array = np.ndarray
+LossFn = Callable[[Array, Array], tuple[Array, Array]]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss of stacked outputs z (M, B, K) against targets y, with its gradient."""
+
+    name: str
+    fn: LossFn  # (z, y) -> (loss (M,), dz like z)
+    description: str = ""
+    task: str = ""  # the data task it suits: "binary", "multiclass", "regression"
+    formula: str = ""
+
+    def __call__(self, z: Array, y: Array) -> tuple[Array, Array]:
+        return self.fn(z, y)
+
+
+def _as_float(z: Array) -> Array:
+    z = np.asarray(z)
+    return z if np.issubdtype(z.dtype, np.floating) else z.astype(np.float64)
+
+
+def _check_z(z: Array, loss: str) -> Array:
+    z = _as_float(z)
+    if z.ndim != 3:
+        raise ValueError(f"{loss}: z must have shape (M, B, K), got {z.shape}")
+    return z
+
+
+def _targets(z: Array, y: Array, loss: str) -> Array:
+    """y broadcast to z's shape (M, B, K): shared (B,) / (B, K) or per member (M, B) / (M, B, K)."""
+    M, B, K = z.shape
+    y = np.asarray(y)
+    if y.ndim == 1 or (y.ndim == 2 and K == 1 and y.shape == (M, B) and y.shape != (B, 1)):
+        y = y[..., None]  # class labels / targets of a single output
+    try:
+        return np.broadcast_to(y, z.shape)
+    except ValueError:
+        raise ValueError(
+            f"{loss}: targets of shape {y.shape} do not fit outputs (M, B, K) = {z.shape}"
+        ) from None
+
+
+def sigmoid(z: Array) -> Array:
+    """1 / (1 + exp(-z)), stable: e = exp(-|z|) never overflows."""
+    z = _as_float(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+
+
+def _softplus(z: Array) -> Array:
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def log_softmax(z: Array) -> Array:
+    """z - logsumexp(z) over the last axis, stable. Where a row's max is +inf, the +inf entries
+    share the probability (log p = -log(count)) and the others get -inf, the limit."""
+    z = _as_float(z)
+    m = np.max(z, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf in the branch that np.where discards
+        shifted = np.where(np.isinf(m), np.where(z == m, 0.0, -np.inf), z - m)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def softmax(z: Array) -> Array:
+    """exp(log_softmax(z)) over the last axis."""
+    return np.exp(log_softmax(z))
+
+
+def _bce(z: Array, y: Array) -> tuple[Array, Array]:
+    """loss = mean over (B, K) of y * softplus(-z) + (1 - y) * softplus(z)
+    (= max(z, 0) - z y + log1p(exp(-|z|))); dz = (sigmoid(z) - y) / (B K)."""
+    z = _check_z(z, "bce")
+    y = _targets(z, y, "bce").astype(z.dtype, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf is dropped by the where
+        pos = np.where(y != 0, y * _softplus(-z), 0.0)
+        neg = np.where(y != 1, (1 - y) * _softplus(z), 0.0)
+    n = z.shape[1] * z.shape[2]
+    loss = (pos + neg).sum(axis=(1, 2)) / n
+    return loss.astype(z.dtype, copy=False), ((sigmoid(z) - y) / n).astype(z.dtype, copy=False)
+
+
+def _softmax_ce(z: Array, y: Array) -> tuple[Array, Array]:
+    """loss = mean over B of -log softmax(z)[y]; dz = (softmax(z) - onehot(y)) / B."""
+    z = _check_z(z, "softmax_ce")
+    M, B, K = z.shape
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError("softmax_ce: labels must be integers in [0, K)")
+        y = y.astype(np.int64)
+    if y.shape not in ((B,), (M, B)):
+        raise ValueError(f"softmax_ce: labels must have shape (B,) or (M, B), got {y.shape} "
+                         f"for outputs (M, B, K) = {z.shape}")
+    if y.size and (y.min() < 0 or y.max() >= K):
+        raise ValueError(f"softmax_ce: labels must be in [0, {K}), got [{y.min()}, {y.max()}]")
+    labels = np.broadcast_to(y, (M, B))[..., None]  # (M, B, 1)
+    logp = log_softmax(z)  # (M, B, K)
+    loss = -np.take_along_axis(logp, labels, axis=-1)[..., 0].mean(axis=1)
+    dz = np.exp(logp)
+    np.put_along_axis(dz, labels, np.take_along_axis(dz, labels, axis=-1) - 1, axis=-1)
+    return loss.astype(z.dtype, copy=False), (dz / B).astype(z.dtype, copy=False)
+
+
+def _mse(z: Array, y: Array) -> tuple[Array, Array]:
+    """loss = mean over (B, K) of (z - y)^2 (torch.nn.MSELoss); dz = 2 (z - y) / (B K)."""
+    z = _check_z(z, "mse")
+    y = _targets(z, y, "mse")
+    n = z.shape[1] * z.shape[2]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge outputs: the loss is inf
+        r = z - y
+        loss = (r * r).sum(axis=(1, 2)) / n
+    return loss.astype(z.dtype, copy=False), (2 * r / n).astype(z.dtype, copy=False)
+
+
+LOSSES: Registry[Loss] = Registry("loss")
+LOSSES.register(
+    "bce", Loss("bce", _bce, "binary cross-entropy of a sigmoid output, from logits", "binary",
+                "mean(max(z, 0) - z*y + log1p(exp(-|z|)))"),
+    aliases=("binary_cross_entropy", "bce_with_logits"),
+    description="binary cross-entropy of a sigmoid output, from logits (binary data)",
+    formula="mean(max(z, 0) - z*y + log1p(exp(-|z|)))",
+)
+LOSSES.register(
+    "softmax_ce",
+    Loss("softmax_ce", _softmax_ce, "softmax cross-entropy, integer labels", "multiclass",
+         "mean(logsumexp(z) - z[y])"),
+    aliases=("cross_entropy", "ce", "softmax_cross_entropy"),
+    description="softmax cross-entropy with integer labels (multiclass or binary data)",
+    formula="mean(logsumexp(z) - z[y])",
+)
+LOSSES.register(
+    "mse", Loss("mse", _mse, "mean squared error", "regression", "mean((z - y)^2)"),
+    aliases=("mean_squared_error",),
+    description="mean squared error over batch and outputs (regression data)",
+    formula="mean((z - y)^2)",
+)
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """The loss called `name` (case-insensitive, aliases allowed); UnknownNameError otherwise."""
+    if isinstance(name, Loss):
+        return name
+    return LOSSES.get(name)
+
+
+def predict_proba(loss: str | Loss, z: Array) -> Array | None:
+    """Class probabilities: bce -> P(class 1) (M, B, K); softmax_ce -> softmax (M, B, K);
+    mse -> None."""
+    name = get_loss(loss).name
+    if name == "bce":
+        return sigmoid(z)
+    if name == "softmax_ce":
+        return softmax(z)
+    return None
+
+
+def accuracy(loss: str | Loss, z: Array, y: Array) -> Array | None:
+    """Fraction of correct predictions per member (M,): bce: (z > 0) == (y > 0.5) (averaged over
+    outputs too); softmax_ce: argmax(z) == y; mse: None (regression)."""
+    name = get_loss(loss).name
+    z = _as_float(z)
+    if name == "bce":
+        y = _targets(z, y, "bce")
+        return np.mean((z > 0) == (y > 0.5), axis=(1, 2))
+    if name == "softmax_ce":
+        labels = np.broadcast_to(np.asarray(y), z.shape[:2])
+        return np.mean(np.argmax(z, axis=-1) == labels, axis=1)
+    return None
+
+
+__all__ = ["LOSSES", "Loss", "accuracy", "get_loss", "log_softmax",
+           "predict_proba", "sigmoid", "softmax"]
