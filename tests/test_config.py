@@ -320,3 +320,41 @@ def test_merge_keys(tmp_path: Path) -> None:
     assert problems(write(tmp_path, text))[0].path == "base"
     text = EXAMPLE.replace("train: {", "x: &t {epochs: 5, lr: 0.3}\ntrain: {<<: *t, ")
     assert [p.path for p in problems(write(tmp_path, text))] == ["x"]
+
+
+def test_losses_and_optimizers(tmp_path: Path) -> None:
+    from initlab.losses import LOSSES
+
+    alias = next(a for e in LOSSES if e.name == "softmax_ce" for a in e.aliases)
+    cfg = load_config(write(tmp_path, edit("loss: bce", f"loss: {alias}")))
+    assert cfg.train.loss == "softmax_ce"  # aliases become the canonical name
+    text = edit("loss: bce", "loss: bcee")
+    p = only(tmp_path, text)
+    assert where(p) == ("train.loss", *at(text, 12, "bcee")) and p.suggestion == "bce"
+    text = edit("optimizer: sgd", "optimizer: adamm")
+    p = only(tmp_path, text)
+    assert where(p) == ("train.optimizer", *at(text, 12, "adamm")) and p.suggestion == "adam"
+
+
+def test_activation_parameters(tmp_path: Path) -> None:
+    from initlab.activations import get_activation
+
+    name = get_activation("leaky_relu").param_name
+    cfg = load_config(write(tmp_path, edit("activation: relu",
+                                           f"activation: {{name: leaky_relu, {name}: 0.2}}")))
+    assert (cfg.model.activation.name, cfg.model.activation.param) == ("leaky_relu", 0.2)
+    text = edit("activation: relu", "activation: {name: leaky_relu, alpah: 0.2}")
+    p = only(tmp_path, text)
+    assert where(p) == ("model.activation.alpah", *at(text, 7, "alpah"))
+    text = edit("activation: relu", "activation: {name: lekay_relu}")
+    p = only(tmp_path, text)
+    assert where(p) == ("model.activation.name", *at(text, 7, "lekay")) and \
+        p.suggestion == "leaky_relu"
+
+
+def test_bad_scheme_value_points_at_the_value(tmp_path: Path) -> None:
+    text = edit("mode: fan_in", "mode: fan_inn")
+    p = only(tmp_path, text)
+    assert where(p) == ("init.1.mode", *at(text, 10, "fan_inn")) and p.suggestion == "fan_in"
+    text = edit("  - xavier_normal", "  - {scheme: xavier_normal, bias: {scheme: constant}}")
+    assert only(tmp_path, text).path.startswith("init.2.bias")
