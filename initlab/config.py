@@ -36,6 +36,7 @@ MAX_DEPTH = 50
 SET = "--set"  # the `file` of problems in command-line overrides
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Rate = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
@@ -107,12 +108,10 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_size(self) -> ModelConfig:
-        if (self.widths is None) == (self.depth is None and self.width is None):
-            raise ValueError("give either `widths` or `depth` and `width`, not both"
-                             if self.widths is not None else "no layer sizes: give `widths` "
-                             "or `depth` and `width`")
-        if self.widths is None and (self.depth is None or self.width is None):
-            raise ValueError("`depth` and `width` go together: give both")
+        if self.widths is not None and (self.depth, self.width) != (None, None):
+            raise ValueError("give either `widths` or `depth` and `width`, not both")
+        if self.widths is None and None in (self.depth, self.width):
+            raise ValueError("no layer sizes: give `widths`, or `depth` and `width` together")
         return self
 
     @property
@@ -123,14 +122,6 @@ class ModelConfig(_Strict):
     def sizes(self, n_in: int, n_out: int) -> list[int]:
         """Layer sizes [n_in, *hidden widths, n_out]."""
         return [n_in, *self.hidden_widths, n_out]
-
-
-def _canonical_scheme(name: str) -> str:
-    try:
-        from initlab.inits import INITS
-        return INITS.canonical(name)
-    except (ImportError, UnknownNameError):
-        return name  # pass 3 reports it
 
 
 class SchemeSpec(_Strict):
@@ -148,7 +139,11 @@ class SchemeSpec(_Strict):
     @field_validator("scheme")
     @classmethod
     def _canonical(cls, name: str) -> str:
-        return _canonical_scheme(name)
+        try:
+            from initlab.inits import INITS
+            return INITS.canonical(name)
+        except (ImportError, UnknownNameError):
+            return name  # pass 3 reports it
 
     def spec(self) -> dict[str, Any]:
         """{scheme, **params}: what `inits.resolve` takes."""
@@ -160,7 +155,7 @@ class Variant(SchemeSpec):
         default=None, description="Name in plots and tables; default: the scheme.")
     bias: SchemeSpec = Field(default_factory=lambda: SchemeSpec(scheme="zeros"),
                              description="Bias init scheme spec; default zeros.")
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    lr: Positive | None = Field(
         default=None, description="This variant's learning rate; default: train.lr.")
 
 
@@ -168,13 +163,11 @@ class TrainConfig(_Strict):
     loss: str = Field(
         default="auto", description="auto (from the data task), bce, softmax_ce or mse.")
     optimizer: Literal["sgd", "momentum", "adam"] = Field(default="sgd", description="Optimizer.")
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        default=0.1, description="Learning rate.")
+    lr: Positive = Field(default=0.1, description="Learning rate.")
     momentum: Rate = Field(default=0.9, description="Momentum coefficient (optimizer: momentum).")
     beta1: Rate = Field(default=0.9, description="Adam's first-moment decay.")
     beta2: Rate = Field(default=0.999, description="Adam's second-moment decay.")
-    eps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        default=1e-8, description="Adam's epsilon.")
+    eps: Positive = Field(default=1e-8, description="Adam's epsilon.")
     epochs: int = Field(default=1000, ge=0, description="Training epochs; 0 measures at init only.")
     batch_size: int | None = Field(
         default=None, ge=1, description="Minibatch size; null: full batch.")
@@ -562,13 +555,13 @@ def _mismatch(value: Any, default: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, got {value}"
     if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"expected true or false, got {_show(value)}"
+        return None if isinstance(value, bool) else f"expected true or false, got {_got(value)}"
     if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
-        return f"expected an integer, got {_kind(value)} {_show(value)}"
+        return f"expected an integer, got {_got(value)}"
     if isinstance(default, float) and not _is_number(value):
-        return f"expected a number, got {_kind(value)} {_show(value)}"
+        return f"expected a number, got {_got(value)}"
     if isinstance(default, str) and not isinstance(value, str):
-        return f"expected a string, got {_kind(value)} {_show(value)}"
+        return f"expected a string, got {_got(value)}"
     return None
 
 
@@ -722,6 +715,12 @@ def _kind(value: Any) -> str:
     return words.get(type(value), type(value).__name__)
 
 
+def _got(value: Any) -> str:
+    """'a string '100'', 'an integer 5', 'null': what the user wrote, in words."""
+    shown = repr(_show(value)) if isinstance(value, str) else _show(value)
+    return "null" if value is None else f"{_kind(value)} {shown}"
+
+
 def _show(value: Any) -> str:
     try:
         text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -757,10 +756,10 @@ def _from_pydantic(err: Mapping[str, Any]) -> _Found:
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         return _Found(loc, f"{_show(value)!r} is not allowed" if isinstance(value, str) else
-                      f"got {_kind(value)} {_show(value)}", _choices(choices),
+                      f"got {_got(value)}", _choices(choices),
                       suggest(value, choices))
     if kind in TYPE_WORDS:
-        return _Found(loc, f"expected {TYPE_WORDS[kind]}, got {_kind(value)} {_show(value)}")
+        return _Found(loc, f"expected {TYPE_WORDS[kind]}, got {_got(value)}")
     if kind == "finite_number":
         return _Found(loc, f"must be a finite number, got {_show(value)}")
     if kind == "too_short":
@@ -825,7 +824,10 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], *,
     Raises ConfigError listing every problem found, each at FILE:LINE:COL when known."""
     if isinstance(source, Mapping):
         file, default, reader = None, "config", _Reader(None)
-        doc: Any = _plain(source)
+        try:
+            doc: Any = _plain(source)
+        except RecursionError:
+            raise ConfigError([Problem("nested too deeply")]) from None
     else:
         file = os.fsdecode(source)
         text, unreadable = _read_text(file)
