@@ -115,13 +115,13 @@ def plot_loss(result: Result) -> Figure:
 
 # ---------------------------------------------------------------- variance per layer
 
-def _log_series(ax, x: np.ndarray, y: np.ndarray, **style) -> int:
-    """Plot y on a log axis leaving out non-finite/non-positive points, which are returned as
-    a count; exact zeros get a ▼ on the bottom edge in the line's colour."""
-    ok = np.isfinite(y) & (y > 0)
+def _log_series(ax, x: np.ndarray, y: np.ndarray, floor: float = 0.0, **style) -> int:
+    """Plot y on a log axis leaving out non-finite points and those <= floor, which are returned
+    as a count; the latter (zeros, in effect) get a ▼ on the bottom edge in the line's colour."""
+    ok = np.isfinite(y) & (y > floor)
     if ok.any():
         ax.plot(x, np.where(ok, y, np.nan), **style)
-    zero = y == 0
+    zero = np.isfinite(y) & (y <= floor)
     if zero.any():
         ax.scatter(x[zero], np.full(zero.sum(), 0.0), marker="v", s=40, clip_on=False,
                    color=style.get("color"), alpha=style.get("alpha", 1.0), zorder=4,
@@ -142,22 +142,25 @@ def plot_variance(result: Result) -> Figure:
     for ax, (stat, title, ylabel) in zip(axes, panels):
         values = np.asarray(a[f"stat_{stat}"], dtype=float)  # (R, M, L)
         layers = np.arange(1, values.shape[-1] + 1)
+        series = [(_finite_mean(values[r, _members(result, v)], axis=0), v, r)
+                  for v in range(len(labels)) for r in sorted({0, values.shape[0] - 1})]
+        curves = [y for y, _, _ in series]
+        if stat == "act_var" and theory is not None:
+            curves += list(np.asarray(theory, dtype=float))
+        good = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in curves])
+        floor = float(good.max()) * 1e-24 if good.size else 0.0  # keep the axis readable
         hidden = 0
-        for v, label in enumerate(labels):
-            members = _members(result, v)
-            c = colours[label]
-            hidden += _log_series(ax, layers, _finite_mean(values[0, members], axis=0),
-                                  color=c, lw=2, marker="o", ms=4)
-            if values.shape[0] > 1:
-                hidden += _log_series(ax, layers, _finite_mean(values[-1, members], axis=0),
-                                      color=c, lw=1.2, marker=".", alpha=0.35)
-            if stat == "act_var" and theory is not None:
-                _log_series(ax, layers, np.asarray(theory[v], dtype=float), color=c, lw=1.2,
-                            ls="--")
-        if any(line.get_ydata().size for line in ax.get_lines()):
+        for y, v, r in series:
+            c = colours[labels[v]]
+            style = (dict(lw=2, marker="o", ms=4) if r == 0
+                     else dict(lw=1.2, marker=".", alpha=0.35))
+            hidden += _log_series(ax, layers, y, floor, color=c, **style)
+            if stat == "act_var" and theory is not None and r == 0:
+                _log_series(ax, layers, np.asarray(theory[v], dtype=float), floor, color=c,
+                            lw=1.2, ls="--")
+        if good.size:
             ax.set_yscale("log")
-        note = (f"\n({hidden} zero (▼) or non-finite values off the log axis)"
-                if hidden else "")
+        note = f"\n({hidden} points ≈ 0 (▼) or non-finite)" if hidden else ""
         ax.set(title=title + note, xlabel="layer l (1 = first weight layer)",
                ylabel=f"{ylabel}, mean over seeds (log scale)", xticks=layers)
         ax.grid(True, alpha=0.3)
