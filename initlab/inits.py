@@ -387,25 +387,33 @@ class Lsuv(Initializer):
 # ----------------------------------------------------------------------------- named schemes
 def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
                      distribution: str = "truncated_normal") -> VarianceScaling:
+    """jax/Keras: std = sqrt(scale / n), n by mode (see `VarianceScaling`)."""
     return VarianceScaling(scale, mode, distribution, scheme="variance_scaling")
 
 
-def lecun_normal(gain: float = 1.0) -> VarianceScaling:  # LeCun et al. 1998, "Efficient BackProp"
+def lecun_normal(gain: float = 1.0) -> VarianceScaling:
+    """LeCun et al. 1998: W ~ N(0, std²), std = gain / sqrt(fan_in) (scale = gain²).
+    Untruncated, as the article's N(0, 1/n); jax's lecun_normal truncates."""
     return VarianceScaling(_gain("lecun_normal", gain) ** 2, "fan_in", "normal",
                            scheme="lecun_normal")
 
 
 def lecun_uniform(gain: float = 1.0) -> VarianceScaling:
+    """W ~ U(-bound, bound), bound = gain · sqrt(3 / fan_in)."""
     return VarianceScaling(_gain("lecun_uniform", gain) ** 2, "fan_in", "uniform",
                            scheme="lecun_uniform")
 
 
-def xavier_normal(gain: float = 1.0) -> VarianceScaling:  # Glorot & Bengio 2010
+def xavier_normal(gain: float = 1.0) -> VarianceScaling:
+    """Glorot & Bengio 2010 (torch's xavier_normal_): W ~ N(0, std²),
+    std = gain · sqrt(2 / (fan_in + fan_out))."""
     return VarianceScaling(_gain("xavier_normal", gain) ** 2, "fan_avg", "normal",
                            scheme="xavier_normal")
 
 
-def xavier_uniform(gain: float = 1.0) -> VarianceScaling:  # Glorot's "normalized" init
+def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
+    """Glorot's "normalized" init (torch's xavier_uniform_): W ~ U(-bound, bound),
+    bound = gain · sqrt(6 / (fan_in + fan_out)) = sqrt(3) · std."""
     return VarianceScaling(_gain("xavier_uniform", gain) ** 2, "fan_avg", "uniform",
                            scheme="xavier_uniform")
 
@@ -420,32 +428,46 @@ def _kaiming_scale(owner: str, a: float, nonlinearity: str, gain: float | None) 
         return 2.0 / (1.0 + a * a)
     if nonlinearity == "relu":
         return 2.0
+    from initlab.activations import ACTIVATIONS
     from initlab.activations import gain as activation_gain  # lazy: activations is optional here
 
-    return activation_gain(nonlinearity, None, method="torch") ** 2
+    if nonlinearity not in ACTIVATIONS:
+        raise _bad_choice(owner, "nonlinearity", nonlinearity, ACTIVATIONS.names())
+    try:
+        return activation_gain(nonlinearity, None, method="torch") ** 2
+    except ValueError as e:  # torch has no gain for it
+        raise BadParameterError(owner, "nonlinearity", str(e)) from None
 
 
 def he_normal(mode: str = "fan_in", a: float = 0.0, nonlinearity: str = "leaky_relu",
-              gain: float | None = None) -> VarianceScaling:  # He et al. 2015
+              gain: float | None = None) -> VarianceScaling:
+    """He et al. 2015 (torch's kaiming_normal_): W ~ N(0, std²), std = gain / sqrt(fan),
+    fan = fan_in (forward) or fan_out (backward), gain = sqrt(2 / (1 + a²)) by default."""
     return VarianceScaling(_kaiming_scale("he_normal", a, nonlinearity, gain), mode, "normal",
                            scheme="he_normal")
 
 
 def he_uniform(mode: str = "fan_in", a: float = 0.0, nonlinearity: str = "leaky_relu",
                gain: float | None = None) -> VarianceScaling:
+    """torch's kaiming_uniform_: W ~ U(-bound, bound), bound = gain · sqrt(3 / fan)."""
     return VarianceScaling(_kaiming_scale("he_uniform", a, nonlinearity, gain), mode, "uniform",
                            scheme="he_uniform")
 
 
-def glorot_standard() -> VarianceScaling:  # Glorot & Bengio 2010, eq. 1: U(±1/sqrt(fan_in))
+def glorot_standard() -> VarianceScaling:
+    """Glorot & Bengio 2010's "standard" heuristic: W ~ U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)),
+    Var = 1 / (3 · fan_in), i.e. scale = 1/3."""
     return VarianceScaling(1 / 3, "fan_in", "uniform", scheme="glorot_standard")
 
 
-def torch_linear_default() -> VarianceScaling:  # nn.Linear.reset_parameters
+def torch_linear_default() -> VarianceScaling:
+    """nn.Linear's default: kaiming_uniform_ with a = sqrt(5), so gain² = 2 / (1 + 5) = 1/3 and
+    bound = gain · sqrt(3 / fan_in) = 1 / sqrt(fan_in)."""
     return replace(he_uniform(a=math.sqrt(5.0)), scheme="torch_linear_default")
 
 
-def playground(v: float = 1.0) -> VarianceScaling:  # the article's Figure 1
+def playground(v: float = 1.0) -> VarianceScaling:
+    """The article's Figure 1: W ~ N(0, v / fan_in), v a variance multiplier (scale = v)."""
     return VarianceScaling(_number("playground", "v", v, low=0.0), "fan_in", "normal",
                            scheme="playground")
 
@@ -454,48 +476,23 @@ def _button(name: str, v: float) -> Callable[[], VarianceScaling]:
     def make() -> VarianceScaling:
         return replace(playground(v), scheme=name)
 
+    make.__doc__ = f"The playground button '{name}': W ~ N(0, {v:g} / fan_in)."
     return make
 
 
 def zeros() -> Constant:
+    """W = 0: every unit computes the same thing, and gradients keep them equal."""
     return Constant(0.0, scheme="zeros")
 
 
 def ones() -> Constant:
+    """W = 1."""
     return Constant(1.0, scheme="ones")
 
 
 def constant(value: float) -> Constant:
+    """W = value (required, as in torch's constant_)."""
     return Constant(value, scheme="constant")
-
-
-def normal(mean: float = 0.0, std: float = 1.0) -> Normal:
-    return Normal(mean, std, scheme="normal")
-
-
-def uniform(low: float = 0.0, high: float = 1.0) -> Uniform:
-    return Uniform(low, high, scheme="uniform")
-
-
-def truncated_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0,
-                     b: float = 2.0) -> TruncatedNormal:
-    return TruncatedNormal(mean, std, a, b, scheme="truncated_normal")
-
-
-def orthogonal(gain: float = 1.0) -> Orthogonal:  # Saxe et al. 2014
-    return Orthogonal(gain, scheme="orthogonal")
-
-
-def identity(scale: float = 1.0) -> Identity:
-    return Identity(scale, scheme="identity")
-
-
-def sparse(sparsity: float = 0.1, std: float = 0.01) -> Sparse:
-    return Sparse(sparsity, std, scheme="sparse")
-
-
-def lsuv(tol: float = 0.1, max_iter: int = 10, gain: float = 1.0) -> Lsuv:
-    return Lsuv(tol, max_iter, gain, scheme="lsuv")
 
 
 INITS: Registry[Callable[..., Initializer]] = Registry("init scheme")
@@ -530,16 +527,16 @@ _SCHEMES: list[tuple[str, Callable[..., Initializer], tuple[str, ...], str, str]
     ("zeros", zeros, (), "all zeros (symmetric: units never differ)", "W = 0"),
     ("ones", ones, (), "all ones", "W = 1"),
     ("constant", constant, (), "every entry the same value", "W = value"),
-    ("normal", normal, (), "torch's normal_ (defaults mean 0, std 1)", "N(mean, std²)"),
-    ("uniform", uniform, (), "torch's uniform_ (defaults low 0, high 1)", "U(low, high)"),
-    ("truncated_normal", truncated_normal, ("trunc_normal",),
+    ("normal", Normal, (), "torch's normal_ (defaults mean 0, std 1)", "N(mean, std²)"),
+    ("uniform", Uniform, (), "torch's uniform_ (defaults low 0, high 1)", "U(low, high)"),
+    ("truncated_normal", TruncatedNormal, ("trunc_normal",),
      "torch's trunc_normal_ (absolute bounds a, b)", "N(mean, std²) restricted to [a, b]"),
-    ("orthogonal", orthogonal, (), "Saxe et al. 2014 (QR with sign correction)",
+    ("orthogonal", Orthogonal, (), "Saxe et al. 2014 (QR with sign correction)",
      "gain · Q, Q.T @ Q = I"),
-    ("identity", identity, ("eye",), "scaled identity (rectangular: np.eye)", "scale · I"),
-    ("sparse", sparse, (), "Martens 2010 (torch's sparse_)",
+    ("identity", Identity, ("eye",), "scaled identity (rectangular: np.eye)", "scale · I"),
+    ("sparse", Sparse, (), "Martens 2010 (torch's sparse_)",
      "N(0, std²), ceil(sparsity · fan_out) zeros per row"),
-    ("lsuv", lsuv, (), "Mishkin & Matas 2015: orthogonal, then rescaled on data",
+    ("lsuv", Lsuv, (), "Mishkin & Matas 2015: orthogonal, then rescaled on data",
      "W *= gain / sqrt(Var(z)) until |Var(z) / gain² - 1| < tol"),
 ]
 for _name, _make, _aliases, _description, _formula in _SCHEMES:
@@ -550,14 +547,14 @@ for _name, _make, _aliases, _description, _formula in _SCHEMES:
 def scheme_params(name: str) -> dict[str, Any]:
     """The parameters scheme `name` (or an alias) accepts, with their defaults (None = required,
     or for `gain` of he_*: derived from a and nonlinearity)."""
-    factory = INITS.get(name)
     return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
-            for p in inspect.signature(factory).parameters.values()}
+            for p in _signature(name)}
 
 
-def _required(name: str) -> set[str]:
-    return {p.name for p in inspect.signature(INITS.get(name)).parameters.values()
-            if p.default is inspect.Parameter.empty}
+def _signature(name: str) -> list[inspect.Parameter]:
+    """A factory's parameters (an Initializer class's own fields: scheme/params are stamped)."""
+    return [p for p in inspect.signature(INITS.get(name)).parameters.values()
+            if p.name not in ("scheme", "params")]
 
 
 def _plain(value: Any) -> Any:
@@ -588,7 +585,7 @@ def resolve(scheme: str | Mapping[str, Any] | Initializer, *, activation: Any = 
             raise BadParameterError(name, key, f"unknown parameter {key!r}{none}",
                                     choices=list(accepted))
     args = {**accepted, **params}
-    for key in _required(name):
+    for key in (p.name for p in _signature(name) if p.default is inspect.Parameter.empty):
         if args[key] is None:
             raise BadParameterError(name, key, f"missing required parameter {key!r}")
     extra: dict[str, Any] = {}
@@ -602,7 +599,8 @@ def resolve(scheme: str | Mapping[str, Any] | Initializer, *, activation: Any = 
         extra = {"gain_from": str(getattr(activation, "name", activation)),
                  "activation_param": activation_param}
     init = INITS.get(name)(**args)
-    return replace(init, params=tuple((k, _plain(v)) for k, v in {**args, **extra}.items()))
+    given = tuple((k, _plain(v)) for k, v in {**args, **extra}.items())
+    return replace(init, scheme=name, params=given)
 
 
 def sample(scheme: str | Mapping[str, Any] | Initializer, fan_in: int, fan_out: int, *,

@@ -438,3 +438,18 @@ def test_against_torch() -> None:
     torch.nn.init.sparse_(t, sparsity=0.1)
     k = resolve("sparse").zeros_per_row(out_f)  # our row == torch's column
     np.testing.assert_array_equal((t.numpy().T == 0).sum(axis=1), np.full(in_f, k))
+
+
+def test_kaiming_nonlinearity_errors() -> None:
+    pytest.importorskip("initlab.activations")
+    with pytest.raises(BadParameterError, match="did you mean 'tanh'"):
+        resolve("he_normal", nonlinearity="tahn")
+    with pytest.raises(BadParameterError, match="no gain"):  # torch's table has no gelu
+        resolve("he_normal", nonlinearity="gelu")
+
+
+def test_gain_auto_leaky_relu_uses_the_activation_param() -> None:
+    pytest.importorskip("initlab.activations")
+    init = resolve("he_normal", gain="auto", activation="leaky_relu", activation_param=0.2)
+    assert init.variance(10, 5) == pytest.approx(2 / (1 + 0.2**2) / 10, rel=1e-9)
+    assert init.describe()["activation_param"] == 0.2
