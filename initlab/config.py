@@ -621,8 +621,8 @@ def _check_activation(doc: Mapping[str, Any]) -> tuple[list[_Found], str | None,
 
 
 def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
-                  activation_param: float | None) -> list[_Found]:
-    """One init spec {scheme, **params} against `inits.resolve`."""
+                  activation_param: float | None, keys: Sequence[str] = ()) -> list[_Found]:
+    """One init spec {scheme, **params} against `inits.resolve`; `keys`: its other keys."""
     from initlab import inits
 
     scheme = spec.get("scheme")
@@ -643,10 +643,12 @@ def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
     except BadParameterError as e:
         known = e.param in spec
         unknown_key = known and e.param not in inits.scheme_params(scheme)
-        core = _core(e)
+        core, hint = _core(e), e.suggestion
         expected = _choices(e.choices) if e.choices and "one of" not in core else None
-        return [_Found((*loc, e.param) if known else loc, core, expected, e.suggestion,
-                       unknown_key)]
+        if unknown_key:  # a typo of label/bias/lr counts too
+            allowed = [*inits.scheme_params(scheme), *keys]
+            expected, hint = _choices(allowed), suggest(e.param, allowed)
+        return [_Found((*loc, e.param) if known else loc, core, expected, hint, unknown_key)]
     except Exception as e:  # any other refusal, in the user's words
         return [_Found(loc, f"cannot use this init: {e}")]
     return []
@@ -661,7 +663,8 @@ def _check_init(doc: Mapping[str, Any], activation: str | None,
         if not isinstance(v, Mapping):
             continue
         weight = {k: x for k, x in v.items() if k not in ("label", "bias", "lr")}
-        found += _check_scheme(weight, ("init", i), activation, activation_param)
+        found += _check_scheme(weight, ("init", i), activation, activation_param,
+                               ("label", "bias", "lr"))
         bias = {"scheme": v["bias"]} if isinstance(v.get("bias"), str) else v.get("bias")
         if isinstance(bias, Mapping):
             found += _check_scheme(bias, ("init", i, "bias"), activation, activation_param)

@@ -301,7 +301,7 @@ def test_bad_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", [
     "seeds: " + "9" * 5000 + "\n",                        # beyond Python's int-string limit
     "seeds: " + "9" * 400 + "\n",
-    "expect: " + "[" * 2000 + "]" * 2000 + "\n",           # deep nesting
+    "expect: " + "[" * 600 + "]" * 600 + "\n",             # deep nesting
     "expect:\n" + "".join("  " * i + "- \n" for i in range(200)),
     "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
@@ -358,3 +358,9 @@ def test_bad_scheme_value_points_at_the_value(tmp_path: Path) -> None:
     assert where(p) == ("init.1.mode", *at(text, 10, "fan_inn")) and p.suggestion == "fan_in"
     text = edit("  - xavier_normal", "  - {scheme: xavier_normal, bias: {scheme: constant}}")
     assert only(tmp_path, text).path.startswith("init.2.bias")
+
+
+def test_variant_key_typos_suggest_variant_keys(tmp_path: Path) -> None:
+    text = edit("{label: zero, scheme: zeros}", "{lable: zero, scheme: zeros}")
+    p = only(tmp_path, text)
+    assert where(p) == ("init.0.lable", *at(text, 9, "lable")) and p.suggestion == "label"
