@@ -141,7 +141,8 @@ class VarianceScaling(Initializer):
         object.__setattr__(self, "scale", _number(self.name, "scale", self.scale, low=0.0))
         if self.mode not in MODES:
             raise _bad_choice(self.name, "mode", self.mode, MODES)
-        dist = _DISTRIBUTION_ALIASES.get(self.distribution, self.distribution)
+        dist = self.distribution
+        dist = _DISTRIBUTION_ALIASES.get(dist, dist) if isinstance(dist, str) else dist
         if dist not in DISTRIBUTIONS:
             raise _bad_choice(self.name, "distribution", self.distribution,
                               [*DISTRIBUTIONS, *_DISTRIBUTION_ALIASES])
@@ -369,6 +370,8 @@ class Lsuv(Initializer):
         hidden layers; the last layer is linear), then W[l] *= gain / sqrt(Var(z)) (Var over batch
         and units) until |Var(z) / gain² - 1| < tol or max_iter rescalings. Ws (fan_in, fan_out)
         of ONE network are modified in place; returns the rescalings used per layer."""
+        if len(Ws) != len(bs):
+            raise ValueError(f"lsuv: {len(Ws)} weights but {len(bs)} biases")
         target = self.gain**2
         h = np.asarray(x, dtype=np.float64)  # (batch, n_in)
         used: list[int] = []

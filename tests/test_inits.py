@@ -453,3 +453,22 @@ def test_gain_auto_leaky_relu_uses_the_activation_param() -> None:
     init = resolve("he_normal", gain="auto", activation="leaky_relu", activation_param=0.2)
     assert init.variance(10, 5) == pytest.approx(2 / (1 + 0.2**2) / 10, rel=1e-9)
     assert init.describe()["activation_param"] == 0.2
+
+
+def test_initializers_pickle_and_hash() -> None:
+    import pickle
+
+    # sweeps ship initializers to worker processes
+    for name in ("too_large", "he_normal", "lsuv", "sparse", "orthogonal"):
+        init = resolve(name)
+        clone = pickle.loads(pickle.dumps(init))
+        assert clone == init and hash(clone) == hash(init)
+        np.testing.assert_array_equal(clone(np.random.default_rng(0), 5, 4),
+                                      init(np.random.default_rng(0), 5, 4))
+
+
+def test_non_string_choice_is_a_bad_parameter() -> None:
+    with pytest.raises(BadParameterError, match="distribution must be one of"):
+        resolve("variance_scaling", distribution=["normal"])
+    with pytest.raises(BadParameterError, match="mode must be one of"):
+        resolve("variance_scaling", mode=None)
