@@ -175,9 +175,12 @@ def plot_variance(result: Result) -> Figure:
 
 # ---------------------------------------------------------------- histogram grids
 
-def _variant_grid(result: Result, key: str, xlabel: str, title: str) -> Figure:
+def _variant_grid(result: Result, key: str, xlabel: str, title: str,
+                  zero_bin: bool = False) -> Figure:
     """Rows = variants, columns = hidden layers; each cell the histogram `hist_<key>` summed
-    over the variant's seeds and normalized: filled at init, outline at the end."""
+    over the variant's seeds and normalized: filled at init, outline at the end. With
+    `zero_bin`, the first bin (where zeros land) is left out of the bars and its share written
+    in the cell, so dead units do not flatten the rest."""
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
     hist = np.asarray(a[f"hist_{key}"], dtype=float)  # (R, M, L, bins)
@@ -192,10 +195,17 @@ def _variant_grid(result: Result, key: str, xlabel: str, title: str) -> Figure:
         for j, l in enumerate(cols):
             ax = axes[v, j]
             init, final = hist[0, members, l].sum(0), hist[-1, members, l].sum(0)
+            first = 1 if zero_bin else 0
             if init.sum() > 0:
-                ax.stairs(init / init.sum(), edges, fill=True, color=colours[label], alpha=0.45)
+                ax.stairs(init[first:] / init.sum(), edges[first:], fill=True,
+                          color=colours[label], alpha=0.45)
             if hist.shape[0] > 1 and final.sum() > 0:
-                ax.stairs(final / final.sum(), edges, color=colours[label], lw=1.3)
+                ax.stairs(final[first:] / final.sum(), edges[first:], color=colours[label],
+                          lw=1.3)
+            if zero_bin and init.sum() + final.sum() > 0:
+                shares = [f"{h[0] / h.sum():.0%}" if h.sum() > 0 else "—" for h in (init, final)]
+                ax.text(0.02, 0.95, f"≈0: {shares[0]} → {shares[1]}", transform=ax.transAxes,
+                        va="top", fontsize=7, color="0.3")
             if init.sum() == 0 and final.sum() == 0:
                 ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
                         transform=ax.transAxes, fontsize=8, color="0.4")
@@ -220,8 +230,9 @@ def plot_histograms(result: Result) -> Figure:
 def plot_gradients(result: Result) -> Figure:
     """Glorot's figure 7: back-propagated gradients log10 |dL/dz| per hidden layer."""
     low = float(np.asarray(result.arrays["hist_dz_edges"])[0])
-    return _variant_grid(result, "dz", f"log10 |dL/dz|  (first bin: < 1e{low:.0f}, and 0)",
-                         "Back-propagated gradient histograms per hidden layer")
+    return _variant_grid(result, "dz", "log10 |dL/dz|",
+                         "Back-propagated gradient histograms per hidden layer\n"
+                         f"≈0: share of |dL/dz| < 1e{low:.0f} (or 0), init → end", zero_bin=True)
 
 
 # ---------------------------------------------------------------- decision boundary
