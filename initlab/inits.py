@@ -596,7 +596,7 @@ def resolve(scheme: str | Mapping[str, Any] | Initializer, *, activation: Any = 
         if activation is None:
             raise BadParameterError(name, "gain", "gain='auto' needs the network's activation, "
                                     "and none is known here (pass activation=...)")
-        from initlab.activations import gain as activation_gain  # lazy: see module docstring
+        from initlab.activations import gain as activation_gain  # lazy: optional at import
 
         args["gain"] = float(activation_gain(activation, activation_param, method="exact"))
         extra = {"gain_from": str(getattr(activation, "name", activation)),
