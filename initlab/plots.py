@@ -223,7 +223,7 @@ def _variant_grid(result: Result, key: str, xlabel: str, title: str,
 
 def plot_histograms(result: Result) -> Figure:
     """The article's figure 2 / Glorot's figure 6: activations h per hidden layer."""
-    return _variant_grid(result, "h", "activation h",
+    return _variant_grid(result, "h", "activation h (end bins include values beyond)",
                          "Activation histograms per hidden layer")
 
 
