@@ -160,7 +160,7 @@ def _boundary(s: Setup, pop: Population) -> np.ndarray | None:
         return None
     g = BOUNDARY_GRID
     xx, yy = np.meshgrid(g, g)  # row i: x2 = g[i]; column j: x1 = g[j]
-    grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
+    grid: np.ndarray = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
     seeds = int(s.cfg.get("seeds", 1))
     first = pop.select(np.arange(len(s.variants)) * seeds)
     with np.errstate(all="ignore"):

@@ -270,7 +270,8 @@ def plot_decision_boundary(result: Result) -> Figure | None:
     for ax in axes.flat[len(labels):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7, loc="lower left", framealpha=0.8)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="P(class 1)   (grey: NaN)")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="P(class 1)   (grey: NaN)")
     fig.suptitle("Decision boundary on [−5, 5]² (x1 across, x2 up)", fontsize=10)
     return fig
 

@@ -327,7 +327,7 @@ def _write_files(result: Result, folder: Path, *, plots: bool) -> None:
                       yaml.safe_dump(json_safe(config), sort_keys=False, allow_unicode=True))
     atomic_write_text(folder / SUMMARY_FILE, dumps_json(result.summary))
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in result.arrays.items()})
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in result.arrays.items()})  # type: ignore[arg-type]
     atomic_write_bytes(folder / ARRAYS_FILE, buf.getvalue())
     atomic_write_text(folder / "variance.csv", variance_csv(result))
     atomic_write_text(folder / "loss.csv", loss_csv(result))
