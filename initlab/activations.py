@@ -105,7 +105,8 @@ def _elu(alpha: float, scale: float = 1.0) -> tuple[Fn, Fn]:
         """scale * (z for z > 0, alpha * (exp(z) - 1) otherwise)."""
         z = _f(z)
         neg = alpha * np.expm1(np.minimum(z, 0))  # min: no overflow in the unused branch
-        return (scale * np.where(z > 0, z, neg)).astype(z.dtype, copy=False)
+        with np.errstate(over="ignore"):  # selu(z > max / 1.05) is inf, as it should be
+            return (scale * np.where(z > 0, z, neg)).astype(z.dtype, copy=False)
 
     def dphi(z: Array) -> Array:
         """scale * (1 for z > 0, alpha * exp(z) otherwise)."""
@@ -136,7 +137,7 @@ def _tanh(z: Array) -> Array:
 
 def _dtanh(z: Array) -> Array:
     """1 - tanh(z)^2 = 4 e / (1 + e)^2 with e = exp(-2|z|) (accurate in the tails too)."""
-    e = np.exp(-2 * np.abs(_f(z)))
+    e = np.exp(-2 * np.minimum(np.abs(_f(z)), _EXP_CLIP / 2))  # min: no overflow in -2 |z|
     return 4 * e / (1 + e) ** 2
 
 
@@ -344,17 +345,28 @@ def gauss_expect(
     return total
 
 
-@lru_cache(maxsize=256)
-def _exact_gain(name: str, param: float | None) -> float:
-    act = get_activation(name, param)
+def _second_moment_gain(act: Activation) -> float:
+    """1 / sqrt(E[phi(z)^2]), z ~ N(0, 1): closed forms for linear, relu, leaky_relu."""
     if act.name == "linear":
         return 1.0
     if act.name == "relu":
         return math.sqrt(2.0)
-    if act.name == "leaky_relu":
-        return _leaky_gain(act.param if act.param is not None else 0.01)
-    second = gauss_expect(lambda z: act.phi(z) ** 2)
-    return 1.0 / math.sqrt(second)
+    if act.name == "leaky_relu" and act.param is not None:
+        return _leaky_gain(act.param)
+    return 1.0 / math.sqrt(gauss_expect(lambda z: act.phi(z) ** 2))
+
+
+@lru_cache(maxsize=256)
+def _exact_gain(name: str, param: float | None) -> float:
+    """The exact gain of a registered activation, cached by (name, param)."""
+    return _second_moment_gain(get_activation(name, param))
+
+
+def _is_registered(act: Activation) -> bool:
+    try:
+        return get_activation(act.name, act.param) is act
+    except ValueError:
+        return False
 
 
 GAIN_METHODS = ("torch", "exact")
@@ -380,7 +392,9 @@ def gain(activation: str | Activation, param: float | None = None, method: str =
             )
         return act.torch_gain
     if method == "exact":
-        return _exact_gain(act.name, act.param)
+        if _is_registered(act):
+            return _exact_gain(act.name, act.param)
+        return _second_moment_gain(act)  # a home-made Activation: not cached
     hint = suggest(method, GAIN_METHODS)
     raise ValueError(
         f"unknown gain method {method!r}; expected one of: {', '.join(GAIN_METHODS)}"

@@ -14,6 +14,7 @@ All are computed from logits in stable forms: huge or infinite logits give the l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,7 +83,7 @@ def log_softmax(z: Array) -> Array:
     share the probability (log p = -log(count)) and the others get -inf, the limit."""
     z = _as_float(z)
     m = np.max(z, axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore"):  # inf - inf in the branch that np.where discards
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: discarded; -max - max: -inf
         shifted = np.where(np.isinf(m), np.where(z == m, 0.0, -np.inf), z - m)
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
@@ -90,6 +91,13 @@ def log_softmax(z: Array) -> Array:
 def softmax(z: Array) -> Array:
     """exp(log_softmax(z)) over the last axis."""
     return np.exp(log_softmax(z))
+
+
+def _mean(x: Array, axis: tuple[int, ...]) -> Array:
+    """Mean as sum(x / n): a batch of huge (finite) losses does not overflow the sum."""
+    n = math.prod(x.shape[a] for a in axis)
+    with np.errstate(over="ignore"):  # only when the mean itself is beyond the float range
+        return np.sum(x / n, axis=axis)
 
 
 def _bce(z: Array, y: Array) -> tuple[Array, Array]:
@@ -101,7 +109,7 @@ def _bce(z: Array, y: Array) -> tuple[Array, Array]:
         pos = np.where(y != 0, y * _softplus(-z), 0.0)
         neg = np.where(y != 1, (1 - y) * _softplus(z), 0.0)
     n = z.shape[1] * z.shape[2]
-    loss = (pos + neg).sum(axis=(1, 2)) / n
+    loss = _mean(pos + neg, axis=(1, 2))
     return loss.astype(z.dtype, copy=False), ((sigmoid(z) - y) / n).astype(z.dtype, copy=False)
 
 
@@ -121,7 +129,7 @@ def _softmax_ce(z: Array, y: Array) -> tuple[Array, Array]:
         raise ValueError(f"softmax_ce: labels must be in [0, {K}), got [{y.min()}, {y.max()}]")
     labels = np.broadcast_to(y, (M, B))[..., None]  # (M, B, 1)
     logp = log_softmax(z)  # (M, B, K)
-    loss = -np.take_along_axis(logp, labels, axis=-1)[..., 0].mean(axis=1)
+    loss = _mean(-np.take_along_axis(logp, labels, axis=-1)[..., 0], axis=(1,))
     dz = np.exp(logp)
     np.put_along_axis(dz, labels, np.take_along_axis(dz, labels, axis=-1) - 1, axis=-1)
     return loss.astype(z.dtype, copy=False), (dz / B).astype(z.dtype, copy=False)
@@ -134,7 +142,7 @@ def _mse(z: Array, y: Array) -> tuple[Array, Array]:
     n = z.shape[1] * z.shape[2]
     with np.errstate(over="ignore", invalid="ignore"):  # huge outputs: the loss is inf
         r = z - y
-        loss = (r * r).sum(axis=(1, 2)) / n
+        loss = _mean(r * r, axis=(1, 2))
     return loss.astype(z.dtype, copy=False), (2 * r / n).astype(z.dtype, copy=False)
 
 

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, special
 
 from initlab.activations import ACTIVATIONS, Activation, gain, gauss_expect, get_activation
@@ -260,3 +262,30 @@ def test_gauss_expect_rejects_bad_q() -> None:
         with pytest.raises(ValueError, match="q must be"):
             gauss_expect(np.tanh, q)
     assert gauss_expect(lambda z: z * z + 1, 0.0) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_exact_gain_of_a_home_made_activation() -> None:
+    """An Activation built outside the registry gets its own quadrature, not a cached one."""
+    cube = Activation("tanh", lambda z: z**3, lambda z: 3 * z**2, None)  # E[z^6] = 15
+    assert gain(cube, method="exact") == pytest.approx(1 / math.sqrt(15), rel=1e-10)
+    assert gain("tanh", method="exact") == pytest.approx(1.5925374197228312, rel=1e-12)
+    with pytest.raises(ValueError, match="no gain"):
+        gain(cube)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([np.float64, np.float32]), st.data(), st.sampled_from(NAMES))
+def test_any_float_is_warning_free(dtype: type, data: st.DataObject, name: str) -> None:
+    """No RuntimeWarning and no NaN from phi or dphi for any float64/float32 input, infinities
+    included; saturating ones stay within their bounds."""
+    width = 64 if dtype is np.float64 else 32
+    zs = data.draw(st.lists(st.floats(allow_nan=False, width=width), min_size=1, max_size=20))
+    act = get_activation(name)
+    z = np.array(zs, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h, d = act.phi(z), act.dphi(z)
+    assert h.dtype == dtype and d.dtype == dtype
+    assert not np.isnan(h).any() and np.isfinite(d).all()
+    if act.bounds is not None:
+        assert np.all((act.bounds[0] <= h) & (h <= act.bounds[1]))

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initlab.errors import UnknownNameError
 from initlab.losses import LOSSES, Loss, accuracy, get_loss, predict_proba
@@ -116,7 +118,7 @@ def test_huge_logits_are_stable_and_warning_free() -> None:
     np.testing.assert_array_equal(dz[0, :, 0] * len(y), [0, 1, 0, -1, 0, -1, 1])
 
     z = np.array([[[np.inf, 0.0, 1.0], [1e300, -1e300, 0.0], [np.inf, np.inf, 0.0],
-                   [-np.inf, -np.inf, -np.inf], [1e300, 1e300, -1e300]]])
+                   [-np.inf, -np.inf, -np.inf], [1.7e308, 1.7e308, -1.7e308]]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loss, dz = get_loss("softmax_ce").fn(z, np.array([0, 1, 2, 0, 0]))
@@ -207,3 +209,24 @@ def test_against_torch_if_installed() -> None:
               "bce": F.binary_cross_entropy_with_logits(zt, torch.tensor(bits)).item()}
     for k in ours:
         assert ours[k] == pytest.approx(theirs[k], rel=1e-12), k
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.data())
+def test_any_logits_are_warning_free(n: int, data: st.DataObject) -> None:
+    """No RuntimeWarning for any float logits (infinities included); dz stays finite for the
+    classification losses, and losses are >= 0 (never NaN)."""
+    big = st.sampled_from([1.7e308, -1.7e308, math.inf, -math.inf, 1e300, -1e300, 0.0])
+    logit = st.one_of(st.floats(allow_nan=False), big)
+    z = np.array(data.draw(st.lists(logit, min_size=3 * n, max_size=3 * n))).reshape(1, n, 3)
+    bits = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)))
+    labels = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lb, db = get_loss("bce").fn(z[..., :1], bits)
+        lc, dc = get_loss("softmax_ce").fn(z, labels)
+        accuracy("bce", z[..., :1], bits)
+        accuracy("softmax_ce", z, labels)
+    for loss, dz in ((lb, db), (lc, dc)):
+        assert not np.isnan(loss).any() and (loss >= 0).all()
+        assert np.isfinite(dz).all()
