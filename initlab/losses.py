@@ -143,7 +143,8 @@ def _mse(z: Array, y: Array) -> tuple[Array, Array]:
     with np.errstate(over="ignore", invalid="ignore"):  # huge outputs: the loss is inf
         r = z - y
         loss = _mean(r * r, axis=(1, 2))
-    return loss.astype(z.dtype, copy=False), (2 * r / n).astype(z.dtype, copy=False)
+        dz = 2 * (r / n)
+    return loss.astype(z.dtype, copy=False), dz.astype(z.dtype, copy=False)
 
 
 LOSSES: Registry[Loss] = Registry("loss")

@@ -225,8 +225,10 @@ def test_any_logits_are_warning_free(n: int, data: st.DataObject) -> None:
         warnings.simplefilter("error")
         lb, db = get_loss("bce").fn(z[..., :1], bits)
         lc, dc = get_loss("softmax_ce").fn(z, labels)
+        lm, _ = get_loss("mse").fn(z, np.zeros((n, 3)))
         accuracy("bce", z[..., :1], bits)
         accuracy("softmax_ce", z, labels)
+    assert not np.isnan(lm).any() and (lm >= 0).all()
     for loss, dz in ((lb, db), (lc, dc)):
         assert not np.isnan(loss).any() and (loss >= 0).all()
         assert np.isfinite(dz).all()
