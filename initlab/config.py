@@ -19,6 +19,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -690,15 +691,20 @@ def _check_loss(doc: Mapping[str, Any]) -> list[_Found]:
 
 
 def _check_names(doc: Mapping[str, Any]) -> list[_Found]:
+    """Pass 3; a registry module that cannot be imported skips only its own check."""
     found: list[_Found] = []
-    try:
-        found += _check_data(doc) + _check_loss(doc)
-        act_found, activation, param = _check_activation(doc)
-        if activation is None:  # reported once; check inits as if for tanh (gain='auto' needs one)
-            activation, param = "tanh", None
-        found += act_found + _check_init(doc, activation, param)
-    except ImportError:  # a registry module missing: shape checks only
-        pass
+    with suppress(ImportError):
+        found += _check_data(doc)
+    with suppress(ImportError):
+        found += _check_loss(doc)
+    activation, param = "tanh", None  # a bad activation is reported once: check inits as tanh
+    with suppress(ImportError):
+        act_found, name, value = _check_activation(doc)
+        found += act_found
+        if name is not None:
+            activation, param = name, value
+    with suppress(ImportError):
+        found += _check_init(doc, activation, param)
     return found
 
 
