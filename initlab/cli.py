@@ -97,7 +97,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
                     f"{summary.get('activation')}, {summary.get('epochs')} epochs")
     for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged",
                 "Var(h) last/in", "per layer"):
-        t.add_column(col, justify="left" if col in ("variant", "diagnosis") else "right")
+        left = col in ("variant", "diagnosis")
+        t.add_column(col, justify="left" if left else "right", no_wrap=left)
     for v in summary["variants"]:
         acc = v.get("final_accuracy")
         t.add_row(v["label"], v["diagnosis"], _mean_sd(v["final_loss"]),

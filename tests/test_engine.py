@@ -1,0 +1,216 @@
+"""The population trainer against references: finite differences, closed forms, symmetry,
+member independence and determinism."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from initlab import inits
+from initlab.activations import ACTIVATIONS, get_activation
+from initlab.losses import get_loss
+from initlab.model import MemberInit, Population, backward, forward, init_population
+from initlab.stats import default_bins
+from initlab.train import Schedule, symmetric_members, train
+
+ACTS = [e.name for e in ACTIVATIONS]
+LOSSES = ["bce", "softmax_ce", "mse"]
+
+
+def _targets(loss: str, rng: np.random.Generator, B: int, K: int) -> np.ndarray:
+    if loss == "bce":
+        return rng.integers(0, 2, B).astype(float)
+    if loss == "softmax_ce":
+        return rng.integers(0, K, B)
+    return rng.normal(size=(B, K))
+
+
+def _random_pop(act: str, sizes: list[int], M: int, seed: int) -> Population:
+    rng = np.random.default_rng(seed)
+    Ws = [rng.normal(0, 1 / np.sqrt(a), size=(M, a, b)) for a, b in itertools.pairwise(sizes)]
+    bs = [rng.normal(0, 0.1, size=(M, 1, b)) for b in sizes[1:]]
+    return Population(Ws, bs, get_activation(act))
+
+
+@pytest.mark.parametrize("loss_name", LOSSES)
+@pytest.mark.parametrize("act", ACTS)
+def test_gradients_match_finite_differences(act: str, loss_name: str) -> None:
+    """Central differences (h = 1e-6, float64) agree with backprop to rel. error < 1e-6."""
+    K = 1 if loss_name == "bce" else 3
+    sizes, M, B = [3, 5, 4, K], 2, 7
+    pop = _random_pop(act, sizes, M, seed=1)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(B, 3))
+    y = _targets(loss_name, rng, B, K)
+    loss = get_loss(loss_name)
+    trace = forward(pop, x)
+    _, dout = loss.fn(trace.out, y)
+    grads = backward(pop, trace, dout)
+    eps = 1e-6
+    for p, g in zip(pop.params, grads.params):
+        fd = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + eps
+            up = loss.fn(forward(pop, x).out, y)[0][idx[0]]
+            p[idx] = old - eps
+            down = loss.fn(forward(pop, x).out, y)[0][idx[0]]
+            p[idx] = old
+            fd[idx] = (up - down) / (2 * eps)
+        rel = np.linalg.norm(fd - g) / max(np.linalg.norm(fd) + np.linalg.norm(g), 1e-12)
+        assert rel < 1e-6, (act, loss_name, rel)
+
+
+def _members(schemes: list[str], seeds: int, **params: float) -> list[MemberInit]:
+    return [MemberInit(inits.resolve(s, **params), None, (0, k))
+            for s in schemes for k in range(seeds)]
+
+
+def _circle(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    from initlab.data import load
+
+    ds = load("circle", rng=np.random.default_rng(0), samples=n)
+    return ds.x, ds.y.astype(float)
+
+
+@pytest.mark.parametrize("optimizer,batch", [("sgd", None), ("momentum", 16), ("adam", 16)])
+def test_member_alone_equals_member_in_population(optimizer: str, batch: int | None) -> None:
+    """A member's numbers do not depend on who else shares its population (16 members,
+    including one that diverges)."""
+    x, y = _circle()
+    act = get_activation("tanh")
+    members = _members(["xavier_normal", "he_normal", "orthogonal", "lecun_uniform"], 4)
+    lr = np.full(16, 0.05)
+    lr[3] = 1e300  # this member's weights blow up: it must not disturb the others
+    sched = Schedule(loss=get_loss("bce"), epochs=30, batch_size=batch, every=7,
+                     optimizer=optimizer)
+    bins = default_bins(act)
+
+    def shuffles(ms: list[MemberInit]) -> list[np.random.Generator]:
+        from initlab.model import member_rngs
+
+        return [member_rngs(m.seed)[1] for m in ms]
+
+    pop = init_population([2, 8, 8, 1], act, members)
+    hist = train(pop, x, y, sched, lr, bins, shuffles(members))
+    for m in (0, 5, 14):
+        alone = init_population([2, 8, 8, 1], act, [members[m]])
+        h1 = train(alone, x, y, sched, lr[m:m + 1], bins, shuffles([members[m]]))
+        np.testing.assert_allclose(h1.loss[:, 0], hist.loss[:, m], rtol=1e-10, atol=1e-13)
+        for W_alone, W_pop in zip(alone.Ws, pop.Ws):
+            np.testing.assert_allclose(W_alone[0], W_pop[m], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(h1.stats["act_var"][:, 0], hist.stats["act_var"][:, m],
+                                   rtol=1e-9, atol=1e-14)
+    assert np.abs(pop.Ws[0][3]).max() > 1e100
+
+
+def test_divergence_is_recorded_and_frozen() -> None:
+    """A linear chain with a huge step overflows to inf/NaN: that member is frozen at the
+    step it diverged, with finite numbers before it; the others train on untouched."""
+    a = get_activation("linear")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 2))
+    y = x @ np.array([[1.0], [-1.0]])
+    members = [MemberInit(inits.resolve("identity", scale=1.5), None, (0, 0)),
+               MemberInit(inits.resolve("identity", scale=1.0), None, (0, 0))]
+    pop = init_population([2] + [2] * 9 + [1], a, members)
+    hist = train(pop, x, y, Schedule(loss=get_loss("mse"), epochs=200), np.array([10.0, 1e-3]),
+                 default_bins(a))
+    assert hist.diverged_step[0] > 0 and hist.diverged_step[1] == -1
+    step = hist.diverged_step[0]
+    assert np.isfinite(hist.loss[:step, 0]).all() and not np.isfinite(hist.loss[step, 0])
+    assert np.isfinite(hist.final_loss[1]) and hist.final_loss[1] < hist.loss[0, 1]
+
+
+@pytest.mark.parametrize("scheme,kw", [("zeros", {}), ("constant", {"value": 0.3})])
+@pytest.mark.parametrize("act", ["tanh", "relu", "sigmoid"])
+def test_symmetric_init_never_breaks(scheme: str, kw: dict[str, float], act: str) -> None:
+    """Zero/constant init: every hidden unit of a layer stays identical through training."""
+    x, y = _circle()
+    a = get_activation(act)
+    members = [MemberInit(inits.resolve(scheme, **kw), None, (0, s)) for s in range(2)]
+    pop = init_population([2, 6, 3, 1], a, members)
+    hist = train(pop, x, y, Schedule(loss=get_loss("bce"), epochs=200), np.full(2, 0.5),
+                 default_bins(a))
+    assert hist.symmetric is not None and hist.symmetric.all()
+    for W in pop.Ws[:-1]:
+        assert np.ptp(W, axis=2).max() <= 1e-12 * (1 + np.abs(W).max())
+    if scheme == "zeros":
+        # only the output bias can learn: the loss tends to that of the class prior (ln 2)
+        np.testing.assert_allclose(hist.final_loss, np.log(2), atol=1e-4)
+
+
+def test_random_init_breaks_symmetry() -> None:
+    x, y = _circle()
+    a = get_activation("tanh")
+    pop = init_population([2, 6, 3, 1], a, _members(["xavier_normal"], 2))
+    train(pop, x, y, Schedule(loss=get_loss("bce"), epochs=5), np.full(2, 0.1), default_bins(a))
+    assert not symmetric_members(pop).any()
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0, 1.5])
+def test_linear_chain_grows_exactly_s_to_the_l(s: float) -> None:
+    """The primer's 9 x 2 identity chain: h[l] = s^l x exactly, Var(h[l]) = s^(2l) Var(x)."""
+    a = get_activation("linear")
+    sizes = [2] + [2] * 9 + [1]
+    pop = init_population(sizes, a, [MemberInit(inits.resolve("identity", scale=s), None,
+                                                 (0, 0))])
+    x = np.random.default_rng(0).normal(size=(256, 2))
+    trace = forward(pop, x)
+    for l in range(1, 10):
+        np.testing.assert_allclose(trace.hs[l][0], s**l * x, rtol=1e-13)
+    np.testing.assert_allclose(trace.out[0, :, 0], s**10 * x[:, 0], rtol=1e-13)
+    from initlab.theory import act_var_profile
+
+    q0 = float(np.mean(x**2))
+    pred = act_var_profile(a, [s * s] * 10, 0.0, q0, 10)
+    np.testing.assert_allclose(pred[:9], [s ** (2 * l) * q0 for l in range(1, 10)], rtol=1e-12)
+
+
+def test_float32_population_trains() -> None:
+    x, y = _circle()
+    a = get_activation("tanh")
+    pop = init_population([2, 8, 1], a, _members(["xavier_normal"], 3), dtype=np.float32)
+    hist = train(pop, x.astype(np.float32), y.astype(np.float32),
+                 Schedule(loss=get_loss("bce"), epochs=100), np.full(3, 0.5), default_bins(a))
+    assert pop.Ws[0].dtype == np.float32
+    assert (hist.final_loss < hist.loss[0]).all()
+
+
+def test_epochs_zero_measures_init_only() -> None:
+    x, y = _circle()
+    a = get_activation("tanh")
+    members = _members(["xavier_normal"], 2)
+    pop = init_population([2, 8, 1], a, members)
+    W0 = [W.copy() for W in pop.Ws]
+    hist = train(pop, x, y, Schedule(loss=get_loss("bce"), epochs=0), np.full(2, 0.1),
+                 default_bins(a))
+    assert hist.steps == 0 and list(hist.stat_steps) == [0]
+    for W, W_init in zip(pop.Ws, W0):
+        np.testing.assert_array_equal(W, W_init)
+
+
+DETERMINISM = """
+import hashlib, numpy as np
+from initlab.experiment import run_experiment
+cfg = {"name": "det", "seeds": 2, "seed": 3, "data": {"name": "spiral", "samples": 60},
+       "model": {"widths": [5, 4], "activation": "tanh"},
+       "init": [{"label": "x", "scheme": "xavier_normal"}, {"label": "h", "scheme": "he_normal"}],
+       "train": {"loss": "bce", "optimizer": "adam", "lr": 0.01, "epochs": 20, "batch_size": 16},
+       "measure": {"every": 5}}
+r = run_experiment(cfg)
+h = hashlib.sha256()
+for k in sorted(r.arrays):
+    h.update(np.ascontiguousarray(r.arrays[k]).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_same_config_same_numbers_in_fresh_processes() -> None:
+    digests = {subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True,
+                              text=True, check=True).stdout.strip() for _ in range(2)}
+    assert len(digests) == 1
