@@ -39,7 +39,7 @@ Array = np.ndarray
 TASKS = ("binary", "multiclass", "regression")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare by id
 class Dataset:
     """x: (N, n_in) float64; y: (N,) int labels (binary, multiclass) or (N, K) float targets."""
 
@@ -190,16 +190,19 @@ def linear_chain(rng: np.random.Generator, *, samples: int = 1000, dim: int = 2,
 
 def teacher(rng: np.random.Generator, *, samples: int = 1000, n_in: int = 10, n_out: int = 1,
             hidden: int | Sequence[int] = (32, 32),
-            activation: str = "tanh", task: str = "regression", n_classes: int = 2,
+            activation: str = "tanh", task: str = "regression", n_classes: int | None = None,
             noise: float = 0.0, sigma_w: float = 1.5, sigma_b: float = 0.1) -> Dataset:
     """A random teacher MLP f: x ~ N(0, I_n_in); W[l] ~ N(0, sigma_w²/fan_in),
     b[l] ~ N(0, sigma_b²), hidden layers phi(h @ W + b), a linear last layer.
-    task 'regression': y = f(x) + noise·N(0, 1), (N, n_out). task 'classes': y = argmax of the
-    n_classes outputs (each centred over the sample, plus noise·N(0, 1)): binary or multiclass."""
+    task 'regression': y = f(x) + noise·N(0, 1), (N, n_out). task 'classes': y = argmax of
+    n_classes outputs (default max(n_out, 2)), each centred over the sample, plus noise·N(0, 1):
+    binary for 2 classes, else multiclass."""
     o = "teacher"
     n, n_in = _int(o, "samples", samples), _int(o, "n_in", n_in)
     task = _choice(o, "task", task, ("regression", "classes"))
-    n_out = _int(o, "n_out", n_out) if task == "regression" else _int(o, "n_classes", n_classes, 2)
+    n_out = _int(o, "n_out", n_out)
+    if task == "classes":  # n_classes outputs, by default n_out (at least 2)
+        n_out = max(n_out, 2) if n_classes is None else _int(o, "n_classes", n_classes, low=2)
     widths = [hidden] if isinstance(hidden, int | np.integer) else hidden
     if not isinstance(widths, list | tuple):
         raise BadParameterError(o, "hidden", f"hidden must be a width or a list of widths, got "
@@ -253,25 +256,26 @@ def digits(rng: np.random.Generator, *, samples: int | None = None,
 
 
 def _split(name: str, x: Array, y: Array, frac: float, rng: np.random.Generator,
-           n_classes: int, **meta: Any) -> Dataset:
+           n_classes: int) -> Dataset:
+    """Hold out a random `frac` of the rows as (x_test, y_test)."""
     n_test = round(frac * len(y))
     if n_test == 0:
-        return Dataset(name, x, y, "multiclass", n_classes, meta=meta)
+        return Dataset(name, x, y, "multiclass", n_classes)
     if n_test >= len(y):
         raise BadParameterError(name, "test_fraction", f"test_fraction={frac:g} leaves no "
                                 f"training samples out of {len(y)}")
     test = np.zeros(len(y), bool)
     test[rng.choice(len(y), n_test, replace=False)] = True
-    return Dataset(name, x[~test], y[~test], "multiclass", n_classes, x[test], y[test], meta)
+    return Dataset(name, x[~test], y[~test], "multiclass", n_classes, x[test], y[test])
 
 
 # ----------------------------------------------------------------------------- MNIST
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # magic: 0, 0, type 0x08 (uint8), ndim
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-# SHA-256 of the standard .gz files (the same digests are published by torchvision's Ruby port,
-# TensorFlow Datasets mirrors, Guild AI and others; torchvision itself lists MD5s).
-MNIST_SHA256 = {name: digest for name, digest in [
+# SHA-256 of the standard .gz files, as published by several independent MNIST loaders
+# (torchvision itself lists MD5s: f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...).
+MNIST_SHA256 = dict([
     ("train-images-idx3-ubyte.gz",
      "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
     ("train-labels-idx1-ubyte.gz",
@@ -280,7 +284,7 @@ MNIST_SHA256 = {name: digest for name, digest in [
      "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
     ("t10k-labels-idx1-ubyte.gz",
      "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-]}
+])
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's
                  "https://storage.googleapis.com/cvdf-datasets/mnist/")  # TensorFlow's
 _MAX_DOWNLOAD = 32 << 20  # bytes; the largest file is 9.9 MB
@@ -445,7 +449,7 @@ for _fn, _aliases, _desc, _formula in [
     (teacher, (), "a random teacher MLP: regression or classes",
      "y = f(x) + noise, x ~ N(0, I), W ~ N(0, sigma_w²/fan_in)"),
     (linear_chain, (), "the primer's 9-layer linear chain input (regression)",
-     "x ~ N(0, I_dim), y = x·a, a = 1/√dim"),
+     "x ~ N(0, I_dim), y = x·a, a = (1, …, 1)/√dim"),
     (digits, (), "scikit-learn's bundled 8×8 digits, no download (10 classes)",
      "x = pixels / 16 (64 inputs), 1797 samples"),
     (mnist, (), "MNIST 28×28 digits; the article used the 10k test file (10 classes)",

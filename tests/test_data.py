@@ -163,6 +163,8 @@ def test_teacher_regression_and_classes() -> None:
     multi = load("teacher", rng=rng(), task="classes", n_classes=5)
     assert multi.task == "multiclass" and multi.n_out == 5 and multi.n_classes == 5
     assert np.bincount(multi.y, minlength=5).min() > 0
+    by_n_out = load("teacher", rng=rng(), task="classes", n_out=4)  # n_classes defaults to n_out
+    assert by_n_out.task == "multiclass" and by_n_out.n_classes == 4
 
 
 def test_teacher_other_activations_come_from_the_registry() -> None:
