@@ -89,14 +89,14 @@ def _mean_sd(values: list[Any]) -> str:
         return "—"
     m = sum(vals) / len(vals)
     sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
-    return f"{m:.4g} ± {sd:.2g}" if len(vals) > 1 else f"{m:.4g}"
+    return f"{m:.3g} ± {sd:.1g}" if len(vals) > 1 else f"{m:.3g}"
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
     t = Table(title=f"{summary.get('name')}: {summary.get('sizes')} "
                     f"{summary.get('activation')}, {summary.get('epochs')} epochs")
-    for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged",
-                "Var(h) last/in", "per layer"):
+    for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged", "Var ratio",
+                "x/layer"):
         left = col in ("variant", "diagnosis")
         t.add_column(col, justify="left" if left else "right", no_wrap=left)
     for v in summary["variants"]:
