@@ -388,6 +388,8 @@ def mnist(rng: np.random.Generator, *, path: str | None = None, split: str = "te
     else ~/.cache/initlab/mnist), filled once from `mirrors` ($INITLAB_MNIST_MIRROR, comma
     separated) with SHA-256 checks when `download`. samples: a random subset (default all)."""
     split = _choice("mnist", "split", split, ("test", "train"))
+    if samples is not None:
+        _int("mnist", "samples", samples)  # before any reading or downloading
     if not isinstance(download, bool):
         raise BadParameterError("mnist", "download", f"download must be true or false, got "
                                 f"{download!r}")
@@ -401,9 +403,11 @@ def mnist(rng: np.random.Generator, *, path: str | None = None, split: str = "te
         files = [_cached(stem, folder, download, urls) for stem in stems]
         images, labels = read_idx(files[0], IDX_IMAGES), read_idx(files[1], IDX_LABELS)
         source = str(folder)
-    if len(images) != len(labels) or (labels.size and labels.max() > 9):
+    if len(images) != len(labels):
         raise DataUnavailableError(f"mnist: {source}: {len(images)} images but {len(labels)} "
-                                   f"labels (or a label > 9)")
+                                   f"labels")
+    if labels.size and not 0 <= labels.min() <= labels.max() <= 9:
+        raise DataUnavailableError(f"mnist: {source}: labels outside 0..9")
     keep = _subsample(rng, len(labels), samples, "mnist")
     x = images[keep].reshape(len(keep), -1).astype(np.float64) / 255.0  # (N, 784)
     return Dataset("mnist", x, labels[keep].astype(np.int64), "multiclass", 10,
