@@ -213,6 +213,11 @@ def report(
     err.print(f"report: {written}/report.html")
 
 
+# Commands that live in their own modules register themselves on `app` when imported.
+# --- command modules (one import per line) ---
+# --- end of command modules ---
+
+
 def main() -> None:
     app(prog_name="initlab")
 
