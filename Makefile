@@ -1,8 +1,8 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when needed.
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when needed:
+# demo installs the runtime only (fast), test/lint install the dev extras.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/optim.py \
           initlab/model.py initlab/train.py initlab/stats.py initlab/theory.py \
           initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
@@ -10,21 +10,26 @@ CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/opti
 
 .PHONY: demo test lint env clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.run
 
-env: $(STAMP)
+env: $(VENV)/.dev
 
-demo: $(STAMP)
+demo: $(VENV)/.run
 	$(BIN)/initlab run configs/playground.yaml
 
-test: $(STAMP)
+test: $(VENV)/.dev
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(VENV)/.dev
 	$(BIN)/ruff check initlab tests
 	$(BIN)/mypy $(CORE)
 

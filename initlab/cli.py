@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -80,7 +81,7 @@ def reporting(debug: bool) -> Iterator[None]:
 def _fmt(x: Any) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
-    return f"{x:.3g}"
+    return f"{x:.2g}"
 
 
 def _mean_sd(values: list[Any]) -> str:
@@ -89,22 +90,23 @@ def _mean_sd(values: list[Any]) -> str:
         return "—"
     m = sum(vals) / len(vals)
     sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
-    return f"{m:.3g} ± {sd:.1g}" if len(vals) > 1 else f"{m:.3g}"
+    return f"{m:.3g}±{sd:.1g}" if len(vals) > 1 else f"{m:.3g}"
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
     t = Table(title=f"{summary.get('name')}: {summary.get('sizes')} "
-                    f"{summary.get('activation')}, {summary.get('epochs')} epochs")
-    for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged", "Var ratio",
-                "x/layer"):
+                    f"{summary.get('activation')}, {summary.get('epochs')} epochs",
+              box=box.SIMPLE_HEAD)
+    for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged", "Var ratio"):
         left = col in ("variant", "diagnosis")
-        t.add_column(col, justify="left" if left else "right", no_wrap=left)
+        t.add_column(col, justify="left" if left else "right", no_wrap=True)
     for v in summary["variants"]:
         acc = v.get("final_accuracy")
         t.add_row(v["label"], v["diagnosis"], _mean_sd(v["final_loss"]),
                   _mean_sd(acc) if acc else "—",
                   f"{sum(bool(d) for d in v['diverged'])}/{len(v['diverged'])}",
-                  _fmt(v.get("act_ratio")), _fmt(v.get("per_layer_gain")))
+                  _fmt(v.get("act_ratio")))
+    t.caption = "Var ratio: Var(h) of the last hidden layer / E\\[x²] at init; mean ± sd over seeds"
     return t
 
 
@@ -116,19 +118,38 @@ def run(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Results folder (default: results/<name>/).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, resolve and print the plan (members, sizes, steps, memory "
+        "estimate); train nothing, write nothing.")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", metavar="SIZE", help="Refuse configs estimated to need more than SIZE "
+        "(e.g. 2GB, 512MB) instead of the memory available now.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train every init variant x seed of CONFIG as one population; write results/<name>/."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from initlab import resources
     from initlab.api import resolve
     from initlab.config import load_config
     from initlab.experiment import run_experiment
     from initlab.results import json_safe, write_result
 
+    limit = None
+    if max_memory is not None:
+        try:
+            limit = resources.parse_size(max_memory)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--max-memory") from None
     with reporting(debug):
         cfg = load_config(config, overrides=set_ or ())
         resolved = resolve(cfg)
+        plan = resources.guard(resolved, limit, source=config)
+        if dry_run:
+            for line in plan.lines():
+                out.print(line, markup=False)
+            out.print("dry run: nothing trained or written", markup=False)
+            return
         target = out_dir if out_dir is not None else Path("results") / resolved["name"]
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                        TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
