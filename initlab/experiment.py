@@ -31,6 +31,8 @@ FORMAT_VERSION = 1
 LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
 CURVE_POINTS = 1000
 BOUNDARY_GRID = np.round(np.arange(-5.0, 5.0 + 1e-9, 0.1), 10)  # the article's [-5, 5], step 0.1
+FRAME_GRID = np.linspace(-5.0, 5.0, 41)  # boundary frames during training: coarse, [-5, 5]
+MAX_FRAMES = 60
 
 
 @dataclass
@@ -155,10 +157,9 @@ def _theory(s: Setup, pop0: list[np.ndarray], bias0: list[np.ndarray], q0: float
         return theory.act_var_profile(s.activation, sw, sb, q0, len(sw))
 
 
-def _boundary(s: Setup, pop: Population) -> np.ndarray | None:
+def _boundary(s: Setup, pop: Population, g: np.ndarray = BOUNDARY_GRID) -> np.ndarray | None:
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
-    g = BOUNDARY_GRID
     xx, yy = np.meshgrid(g, g)  # row i: x2 = g[i]; column j: x1 = g[j]
     grid: np.ndarray = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
     seeds = int(s.cfg.get("seeds", 1))
@@ -170,12 +171,63 @@ def _boundary(s: Setup, pop: Population) -> np.ndarray | None:
     return p.reshape(len(s.variants), len(g), len(g))
 
 
+class _BoundaryFrames:
+    """Decision-boundary frames during training (2-D binary data only), for the interactive
+    report and the GIF: P(class 1) of each variant's first seed on FRAME_GRID^2 as uint8
+    (round(254 p); 255 = not finite), at <= MAX_FRAMES steps, half spaced evenly, half
+    geometrically (the early steps change most). Taken from the progress hook, which train()
+    calls after each epoch with the population updated in place."""
+
+    def __init__(self, s: Setup, pop: Population, schedule: Schedule) -> None:
+        self.s, self.pop = s, pop
+        self.on = s.dataset.n_in == 2 and s.dataset.task == "binary"
+        N = len(s.dataset.x)
+        full = schedule.batch_size is None or schedule.batch_size >= N
+        total = schedule.epochs * (1 if full else math.ceil(N / int(schedule.batch_size or N)))
+        half = MAX_FRAMES // 2
+        even = np.linspace(0, total, half)
+        geo = np.geomspace(1, max(total, 1), half) if total > 0 else np.zeros(1)
+        self.wanted = np.unique(np.round(np.concatenate([[0], even, geo])).astype(int))
+        self.steps: list[int] = []
+        self.frames: list[np.ndarray] = []
+        self.record(0)
+
+    def record(self, step: int, final: bool = False) -> None:
+        if not self.on or (self.steps and step <= self.steps[-1]):
+            return
+        if not final and self.steps and \
+                not ((self.wanted > self.steps[-1]) & (self.wanted <= step)).any():
+            return  # no wanted step reached since the last frame
+        p = _boundary(self.s, self.pop, FRAME_GRID)
+        assert p is not None
+        q = np.where(np.isfinite(p), np.round(np.clip(p, 0, 1) * 254), 255)
+        self.steps.append(int(step))
+        self.frames.append(q.astype(np.uint8))
+
+    def hook(self, progress: Progress | None) -> Progress | None:
+        if not self.on:
+            return progress
+
+        def hook(step: int, total: int) -> None:
+            self.record(step)
+            if progress is not None:
+                progress(step, total)
+        return hook
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if not self.on:
+            return {}
+        return {"boundary_frames": np.stack(self.frames), "boundary_steps": np.array(self.steps),
+                "boundary_frames_grid": FRAME_GRID}
+
+
 def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> Result:
     """Train every variant x seed of a resolved config as one population; return the Result."""
     t0 = time.perf_counter()
     s = setup(cfg)
     ds, seeds = s.dataset, int(cfg.get("seeds", 1))
-    x, y = ds.x.astype(s.dtype), _targets(s, ds.y)
+    x: np.ndarray = ds.x.astype(s.dtype)
+    y = _targets(s, ds.y)
     measure = cfg.get("measure", {})
     tr = cfg["train"]
     pop = init_population(s.sizes, s.activation, s.members, dtype=s.dtype,
@@ -190,7 +242,9 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         measure_batch=int(measure.get("batch", 1000)))
     bins = default_bins(s.activation, int(measure.get("bins", 50)))
     shuffle = [member_rngs(m.seed)[1] for m in s.members]
-    h = train(pop, x, y, schedule, s.lr, bins, shuffle, progress)
+    frames = _BoundaryFrames(s, pop, schedule)
+    h = train(pop, x, y, schedule, s.lr, bins, shuffle, frames.hook(progress))
+    frames.record(h.steps, final=True)
     x_meas = x if schedule.batch_size is None else x[: schedule.measure_batch]
     q0 = float(np.mean(np.asarray(x_meas, np.float64) ** 2))
 
@@ -213,6 +267,7 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     boundary = _boundary(s, pop)
     if boundary is not None:
         arrays.update(boundary=boundary, boundary_grid=BOUNDARY_GRID, data_x=ds.x, data_y=ds.y)
+        arrays.update(frames.arrays())
     summary = {
         "format_version": FORMAT_VERSION, "initlab_version": __version__,
         "name": cfg.get("name"), "config_hash": cfg.get("config_hash"), "task": ds.task,
