@@ -1,0 +1,317 @@
+"""How much memory a config's population needs, measured against what the machine has, before
+anything is allocated. `initlab run` (and `initlab sweep`) call `guard` first; `--dry-run`
+prints the `Plan`.
+
+Symbols (all from the resolved config and the data set's shape):
+
+    M = variants x seeds (members)      s = bytes per float (float64: 8, float32: 4)
+    n_0..n_L = layer sizes [n_in, *widths, n_out];   P = sum_l (n_{l-1} n_l + n_l)  (per member)
+    N = samples;  B = training batch (N for full batch);  B_m = measurement batch
+    B_eff = max(B, B_m, evaluation chunk);  A = sum_{l=1..L} n_l;  n_max = max_l n_l
+    S = optimizer steps = epochs x ceil(N / B);  R = ceil(S / every) + 1 (recorded steps)
+    k = optimizer state per parameter: sgd 0, momentum 1, adam 2;  b = histogram bins
+
+    params      = (5 + k) M P s      parameters, their copy at init, gradients, the pre-update
+                                     copy and update of a recording step, optimizer state
+    activations = 3 M B_eff A s + 3 M B_eff n_max 8 + M B n_0 s (minibatch input)
+                                     z, h and dL/dz of every layer, plus float64 temporaries
+                                     of one layer (derivative, histogram positions and indices)
+    statistics  = 3 x 8 R M L (11 + 2 b)     11 (R, M, L) statistics and two (R, M, L, b)
+                                     histograms: the recorder's lists, the stacked arrays and
+                                     the arrays.npz buffer
+    curves      = 3 x 8 (epochs + 1) M       the loss curve, the same three times
+    data        = 2 x 8 N (n_0 + y columns)  the float64 set and its copy in the run's dtype
+    boundary    = 2 V G² A s             the decision-boundary grid (2-D binary data only)
+    base        = 200 MB                 Python, NumPy, matplotlib
+
+    total = the sum; a run is refused when total > the limit: --max-memory, else the memory
+    available now (MemAvailable in /proc/meminfo, capped by a cgroup limit; else
+    SC_AVPHYS_PAGES x SC_PAGE_SIZE). The estimate is an upper bound of the peak, not the exact
+    peak: these buffers are not all alive at once.
+
+Only the data set's shape is needed, and it is found cheaply: a built-in set of at most
+`FULL_LOAD_SAMPLES` samples is generated in full (which also checks its parameters), a larger one
+is generated with a few samples only, and MNIST is never read (784 inputs, 10 classes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
+
+FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
+PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
+BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
+N_STATS, COPIES = 11, 3
+OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
+EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
+BOUNDARY_POINTS = 101 * 101
+MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+class ResourceError(ConfigError):
+    """A config that needs more memory than allowed (exit 2, with the estimate and the fix)."""
+
+
+# ---------------------------------------------------------------- sizes
+
+
+def parse_size(text: str) -> int:
+    """'2GB' -> 2_000_000_000; '1.5GiB', '512M', '100000' (bytes). ValueError if unreadable."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    if m is None or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"cannot read {text!r} as a size; expected e.g. 2GB, 512MB, 1.5GiB")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{text!r} is not a positive size")
+    return int(value)
+
+
+def format_size(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as `parse_size` reads them)."""
+    try:
+        x = float(n)
+    except OverflowError:
+        return "more than 1e308 bytes"
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{int(x)} B"
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under a cgroup v2 memory limit, or None when unlimited or unknown."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        limit = (base / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int((base / "memory.current").read_text().strip())
+        return max(int(limit) - used, 0)
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes the machine can give now: MemAvailable (capped by a cgroup limit), else
+    SC_AVPHYS_PAGES x SC_PAGE_SIZE; None if nothing can be read."""
+    avail: int | None = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    room = _cgroup_room()
+    if room is not None:
+        avail = room if avail is None else min(avail, room)
+    return avail
+
+
+# ---------------------------------------------------------------- the data set's shape
+
+
+@dataclass(frozen=True)
+class DataShape:
+    name: str
+    samples: int  # N
+    n_in: int
+    n_out: int  # output units of the net (softmax_ce on binary data: 2)
+    y_cols: int  # columns of y (labels: 1, regression: K)
+    task: str
+    loss: str
+    loaded: str  # "full", "probe" (a few samples) or "none" (shape known without reading)
+
+
+def _samples_of(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any], int]:
+    from initlab import data
+
+    spec = dict(cfg["data"])
+    name = data.DATASETS.canonical(spec.get("name"))
+    n = spec.get("samples")
+    if n is None:
+        default = data.params_of(name).get("samples")
+        n = default if isinstance(default, int) else None
+    if n is None and name == "digits":
+        n = 1797
+    if n is None and name == "mnist":
+        n = MNIST_SAMPLES.get(str(spec.get("split", "test")), 10_000)
+    return name, spec, int(n if n is not None else FULL_LOAD_SAMPLES)
+
+
+def data_shape(cfg: Mapping[str, Any], source: str | None = None) -> DataShape:
+    """The data set's size and the net's input/output widths, without loading a large set.
+    Bad data parameters become a ConfigError at `source` (the config file)."""
+    from initlab import experiment
+
+    try:
+        name, spec, n = _samples_of(cfg)
+        loss_name = cfg["train"].get("loss", "auto") or "auto"
+        if name == "mnist":  # never read or download anything for a plan
+            loss = "softmax_ce" if loss_name == "auto" else loss_name
+            return DataShape(name, n, 784, 10, 1, "multiclass", loss, "none")
+        loaded = "full" if n <= FULL_LOAD_SAMPLES else "probe"
+        probe = dict(cfg)
+        if loaded == "probe":
+            probe["data"] = {**spec, "samples": PROBE_SAMPLES}
+        ds = experiment.load_data(probe)
+        loss = experiment._loss_for(cfg, ds).name
+    except (UnknownNameError, BadParameterError) as e:
+        raise ConfigError([Problem(str(e), "data", source)]) from None
+    except ConfigError as e:
+        raise ConfigError([p if p.file else Problem(p.message, p.path, source, p.line, p.col,
+                                                    p.expected, p.suggestion)
+                           for p in e.problems]) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError([Problem(f"bad data parameters: {e}", "data", source)]) from None
+    except (MemoryError, OverflowError) as e:
+        raise ResourceError([Problem(f"the data set cannot be generated: {e}", "data",
+                                     source, expected="smaller data parameters")]) from None
+    n_out = 2 if (loss == "softmax_ce" and ds.task == "binary") else ds.n_out
+    y_cols = 1 if ds.y.ndim == 1 else int(ds.y.shape[1])
+    return DataShape(ds.name, n if loaded == "probe" else len(ds.x), ds.n_in, n_out, y_cols,
+                     ds.task, loss, loaded)
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run of a config will do, and the memory it needs (bytes per part)."""
+
+    name: str
+    shape: DataShape
+    sizes: list[int]
+    variants: int
+    seeds: int
+    epochs: int
+    batch: int  # B
+    steps: int  # S
+    records: int  # R
+    dtype: str
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def members(self) -> int:
+        return self.variants * self.seeds
+
+    @property
+    def params_per_member(self) -> int:
+        return sum(a * b + b for a, b in itertools.pairwise(self.sizes))
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    def lines(self) -> list[str]:
+        """The plan in plain words, one line each (for `initlab run --dry-run`)."""
+        sh = self.shape
+        full = "full batch" if self.batch >= sh.samples else f"batch {self.batch}"
+        how = {"full": "", "probe": f" (shape read from {PROBE_SAMPLES} samples)",
+               "none": " (not read)"}[sh.loaded]
+        parts = ", ".join(f"{k} {format_size(v)}" for k, v in self.parts.items())
+        return [
+            f"plan for {self.name}",
+            f"  data:    {sh.name}, {sh.samples} samples, {sh.task}, loss {sh.loss}{how}",
+            f"  model:   sizes {self.sizes}, {self.params_per_member} parameters per member, "
+            f"{self.dtype}",
+            f"  members: {self.variants} variants x {self.seeds} seeds = {self.members}",
+            f"  steps:   {self.epochs} epochs, {full}: {self.steps} optimizer steps, "
+            f"{self.records} recorded",
+            f"  memory:  about {format_size(self.total)} ({parts})",
+        ]
+
+
+def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
+    """The Plan of a resolved config (api.resolve) whose data has `shape` (module formula)."""
+    widths = [int(w) for w in cfg["model"]["widths"]]
+    sizes = [shape.n_in, *widths, shape.n_out]
+    V, S = len(cfg["init"]), int(cfg.get("seeds", 1))
+    M, L = V * S, len(sizes) - 1
+    s = 4 if cfg.get("dtype") == "float32" else 8
+    tr, meas = cfg["train"], cfg.get("measure", {})
+    N, E = shape.samples, int(tr.get("epochs", 0))
+    bs = tr.get("batch_size")
+    full = bs is None or int(bs) >= N
+    B = N if full else int(bs)
+    per_epoch = 1 if full else -(-N // B)
+    steps = E * per_epoch
+    every = max(int(meas.get("every", 10)), 1)
+    R = -(-steps // every) + 1
+    bins = int(meas.get("bins", 50))
+    k = OPT_STATE.get(str(tr.get("optimizer", "sgd")), 2)
+    P = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    A, n_max = sum(sizes[1:]), max(sizes[1:])
+    B_meas = N if full else min(int(meas.get("batch", 1000)), N)
+    chunk = 0 if full else min(N, max(1, EVAL_CHUNK_ELEMENTS // max(1, M * max(sizes))))
+    B_eff = max(B, B_meas, chunk)
+    parts = {
+        "parameters": (5 + k) * M * P * s,
+        "activations": 3 * M * B_eff * A * s + 3 * M * B_eff * n_max * 8
+        + (0 if full else M * B * shape.n_in * s),
+        "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
+        "curves": COPIES * 8 * (E + 1) * M,
+        "data": 2 * 8 * N * (shape.n_in + shape.y_cols),
+        "boundary": (2 * V * BOUNDARY_POINTS * A * s
+                     if shape.n_in == 2 and shape.task == "binary" else 0),
+        "base": BASE_BYTES,
+    }
+    return Plan(str(cfg.get("name")), shape, sizes, V, S, E, B, steps, R,
+                str(cfg.get("dtype", "float64")), parts)
+
+
+_ADVICE = {
+    "parameters": "fewer seeds or init variants, or narrower/fewer layers (model.widths)",
+    "activations": "a smaller batch (train.batch_size, measure.batch), fewer seeds or "
+                   "variants, or narrower layers",
+    "statistics": "fewer epochs, a larger measure.every, fewer measure.bins, or fewer seeds",
+    "curves": "fewer epochs or fewer seeds",
+    "data": "fewer samples (data.samples)",
+    "boundary": "fewer init variants or narrower layers",
+}
+
+
+def check(plan: Plan, limit: int | None = None, source: str | None = None) -> Plan:
+    """Raise ResourceError when the plan needs more than `limit` bytes (default: the memory
+    available now). Returns the plan."""
+    explicit = limit is not None
+    room = limit if explicit else available_memory()
+    if room is None or plan.total <= room:
+        return plan
+    big = sorted((k for k in _ADVICE if plan.parts.get(k, 0) > 0.1 * plan.total),
+                 key=lambda k: -plan.parts[k])
+    parts = ", ".join(f"{k} {format_size(plan.parts[k])}" for k in big)
+    what = "--max-memory" if explicit else "the memory available"
+    advice = "; ".join(_ADVICE[k] for k in big) or "a smaller config"
+    raise ResourceError([Problem(
+        f"the population of {plan.members} members needs about {format_size(plan.total)} "
+        f"({parts}), more than {what} ({format_size(room)}); nothing was allocated",
+        "", source,
+        expected=f"a config that fits: {advice}; or raise the limit with --max-memory SIZE")])
+
+
+def guard(cfg: Mapping[str, Any], max_memory: int | None = None,
+          source: str | None = None) -> Plan:
+    """The plan of a resolved config, refused up front (ResourceError, exit 2) when it needs
+    more memory than `max_memory` bytes or, without it, than the machine has available."""
+    plan = estimate(cfg, data_shape(cfg, source))
+    return check(plan, max_memory, source)
