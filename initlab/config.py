@@ -188,7 +188,8 @@ class TrainConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    every: int = Field(default=10, ge=1, description="Record statistics every this many optimizer steps.")
+    every: int = Field(default=10, ge=1,
+                       description="Record statistics every this many optimizer steps.")
     batch: int = Field(default=1000, ge=1, description="Samples used to measure statistics.")
     bins: int = Field(default=50, ge=1, description="Histogram bins.")
 
