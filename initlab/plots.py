@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 from initlab.results import Result, atomic_write_bytes
 
 DPI = 110
+LOG_AXIS_MAX = 1e200  # beyond ~1e±280 matplotlib's log tick locator overflows (OverflowError)
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
              "#F0E442")  # yellow last: it is hard to see on white
 TAB10 = tuple(to_hex(f"tab:{c}") for c in ("blue", "orange", "green", "red", "purple", "brown",
@@ -79,10 +80,12 @@ def plot_loss(result: Result) -> Figure:
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
     loss, steps = np.asarray(a["loss"], dtype=float), np.asarray(a["loss_steps"])
-    good = loss[np.isfinite(loss) & (loss > 0)]
+    # losses beyond 1e±200 are drawn at the top (or bottom), like inf
+    drawable = np.isfinite(loss) & (loss < LOG_AXIS_MAX)
+    good = loss[drawable & (loss > 1 / LOG_AXIS_MAX)]
     top = 10 ** math.ceil(math.log10(good.max()) + 0.3) if good.size else 1.0
     floor = good.min() if good.size else top * 1e-6
-    shown = np.clip(np.where(np.isfinite(loss), loss, top), floor, top)
+    shown = np.clip(np.where(drawable, loss, top), floor, top)
     fig = _figure(7.5, 4.4)
     ax = fig.add_subplot()
     for v, label in enumerate(labels):
@@ -101,7 +104,7 @@ def plot_loss(result: Result) -> Figure:
                    color=colours[label], zorder=5, clip_on=False)
     ax.set_yscale("log")
     ax.set_ylim(floor / 1.5, top * 1.5)
-    if (~np.isfinite(loss)).any():
+    if (~drawable).any():
         ax.axhline(top, color="0.5", ls=":", lw=0.9)
         ax.annotate("NaN/inf (clipped)", (0.99, top), xycoords=("axes fraction", "data"),
                     ha="right", va="bottom", fontsize=8, color="0.35")

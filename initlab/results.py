@@ -298,7 +298,8 @@ def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> 
                                     dir=out_dir.parent))
         try:
             tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0o700
-            _write_files(result, tmp, plots=plots)
+            with np.errstate(all="ignore"):  # a fault's inf/huge numbers are drawn, not warned
+                _write_files(result, tmp, plots=plots)
             _fsync_dir(tmp)
             _swap_in(tmp, out_dir)
         except BaseException:
