@@ -52,9 +52,13 @@ def _main(
 @contextmanager
 def reporting(debug: bool) -> Iterator[None]:
     """Turn initlab's errors into one line each on stderr and an exit code; no traceback
-    unless --debug."""
+    unless --debug. NumPy floating-point warnings are silenced: faults (overflow, NaN) are
+    recorded as outcomes with a diagnosis, not printed."""
+    import numpy as np
+
     try:
-        yield
+        with np.errstate(all="ignore"):
+            yield
     except ConfigError as e:
         if debug:
             raise
