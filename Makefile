@@ -8,7 +8,7 @@ CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/opti
           initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
           initlab/experiment.py initlab/diagnosis.py initlab/api.py
 
-.PHONY: demo test lint env clean
+.PHONY: demo test lint env clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check initlab tests
 	$(BIN)/mypy $(CORE)
+
+# initlab against NumPy and PyTorch at one thread (< 5 min); writes benchmarks/results/latest.json.
+# OPENBLAS_CORETYPE/L2_SIZE (set on some machines for old OpenBLAS builds) slow a current numpy:
+# unset for this command only.
+bench: $(VENV)/.run
+	$(BIN)/pip install -q -e '.[bench]'
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench.py --memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

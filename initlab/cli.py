@@ -240,6 +240,7 @@ def report(
 
 # Commands that live in their own modules register themselves on `app` when imported.
 # --- command modules (one import per line) ---
+import initlab.cli_theory  # noqa: E402,F401
 # --- end of command modules ---
 
 

@@ -9,6 +9,7 @@ trained alone and trained inside a population of any size gets the same numbers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -166,3 +167,26 @@ def init_population(
                 Ws[l][m] = W_m[l]
     info: dict[str, object] = {"lsuv_iters": lsuv_iters} if lsuv_iters else {}
     return Population(Ws, bs, activation, info)
+
+
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # extra arrays per parameter
+
+
+def population_memory_bytes(sizes: Sequence[int], M: int, batch: int,
+                            dtype: np.dtype | type = np.float64, optimizer: str = "sgd") -> int:
+    """Bytes a population of M members of layer sizes `sizes` holds while it trains on batches
+    of `batch` samples (an upper estimate; the data set itself is not included):
+
+        itemsize * M * [ P * (3 + S)                          parameters, gradients, one update
+                         + batch * (n_in + 3 * sum(hidden) + 3 * n_out + 2 * max(widths)) ]
+
+    P = sum_l fan_in_l * fan_out_l + fan_out_l (parameters per member); S = optimizer state
+    arrays per parameter (sgd 0, momentum 1, adam 2); per sample and member: the gathered input
+    (minibatches are drawn per member), z, h and dL/dz of every hidden layer, z and dL/dz (and
+    the loss's probabilities) of the output, and two temporaries of the widest layer.
+    """
+    sizes = [int(s) for s in sizes]
+    P = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    S = OPTIMIZER_STATE.get(optimizer, 2)
+    per_sample = sizes[0] + 3 * sum(sizes[1:-1]) + 3 * sizes[-1] + 2 * max(sizes[1:])
+    return int(np.dtype(dtype).itemsize) * M * (P * (3 + S) + batch * per_sample)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab.losses import Loss, accuracy
-from initlab.model import Population, Trace, backward, forward
+from initlab.model import Grads, Population, Trace, backward, forward
 from initlab.optim import make_optimizer
 from initlab.stats import STATS, Bins, layer_stats
 
@@ -81,6 +81,23 @@ def _finite_per_member(arrays: Sequence[Array]) -> Array:
     for a in arrays:
         ok &= np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
     return ok
+
+
+def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads: Grads,
+                 bins: Bins, update: Callable[[], None] | None = None) -> None:
+    """Record the statistics of one step; `update` applies the step's optimizer update, whose
+    size (update:data) is recorded too. Only the weights are copied: layer_stats reads the
+    weights' updates alone."""
+    if update is None:
+        rec.add(step, layer_stats(pop, trace, grads, bins))
+        return
+    old_Ws = [W.copy() for W in pop.Ws]
+    update()
+    updates: list[Array] = []
+    for W, W_old in zip(pop.Ws, old_Ws):
+        updates += [W - W_old, np.empty(0)]  # layer_stats reads updates[2 l] (weights) only
+    before = Population(old_Ws, pop.bs, pop.activation)  # (layer_stats reads no biases)
+    rec.add(step, layer_stats(before, trace, grads, bins, updates))
 
 
 def evaluate(pop: Population, x: Array, y: Array, loss: Loss,
@@ -159,11 +176,8 @@ def train(
             for g in grads.params:
                 g[~alive] = 0
         if step % schedule.every == 0:
-            old = Population([W.copy() for W in pop.Ws], [b.copy() for b in pop.bs],
-                             pop.activation)
-            opt.step(pop.params, grads.params, alive)
-            updates = [p - q for p, q in zip(pop.params, old.params)]
-            rec.add(step, layer_stats(old, trace, grads, bins, updates))
+            record_stats(rec, step, pop, trace, grads, bins, lambda: opt.step(
+                pop.params, grads.params, alive))
         else:
             opt.step(pop.params, grads.params, alive)
         return l_b
@@ -191,7 +205,7 @@ def train(
         # after training: statistics on the measurement batch, loss on all the data
         trace: Trace = forward(pop, x_meas)
         l_meas, dout = loss.fn(trace.out, y_meas)
-        rec.add(step, layer_stats(pop, trace, backward(pop, trace, dout), bins))
+        record_stats(rec, step, pop, trace, backward(pop, trace, dout), bins)
         if full:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)
         else:
