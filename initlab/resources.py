@@ -168,7 +168,8 @@ def data_shape(cfg: Mapping[str, Any], source: str | None = None) -> DataShape:
         if name == "mnist":  # never read or download anything for a plan
             loss = "softmax_ce" if loss_name == "auto" else loss_name
             return DataShape(name, n, 784, 10, 1, "multiclass", loss, "none")
-        loaded = "full" if n <= FULL_LOAD_SAMPLES else "probe"
+        # digits is small whatever `samples` says (and checks it against its 1797 rows)
+        loaded = "full" if n <= FULL_LOAD_SAMPLES or name == "digits" else "probe"
         probe = dict(cfg)
         if loaded == "probe":
             probe["data"] = {**spec, "samples": PROBE_SAMPLES}
