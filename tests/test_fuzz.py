@@ -57,10 +57,9 @@ WORDS = st.sampled_from(["relu", "tanh", "he_normal", "zeros", "adam", "circle",
                          "1e5", "<script>", "ünïcødé", "名前", "\U0001f600", "a" * 300])
 TEXT = st.text(max_size=30) | WORDS
 SCALARS = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | HUGE | FLOATS | TEXT)
-KEYS = st.sampled_from(list(VALID) + ["widths", "depth", "width", "scheme", "lr", "epochs",
-                                      "samples", "activation", "bias", "label", "every",
-                                      "bins", "scale", "mode", "unknown_key", "Name",
-                                      "trian"]) | st.text(min_size=1, max_size=12)
+KEYS = st.sampled_from([*VALID, "widths", "depth", "width", "scheme", "lr", "epochs", "samples",
+                        "activation", "bias", "label", "every", "bins", "scale", "mode",
+                        "unknown_key", "Name", "trian"]) | st.text(min_size=1, max_size=12)
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(KEYS, inner, max_size=4), max_leaves=12)
 
