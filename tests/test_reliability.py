@@ -255,6 +255,30 @@ def test_concurrent_writers_to_one_folder_are_serialized(tmp_path: Path) -> None
     assert _complete(out) and _siblings(out) == []
 
 
+# ---------------------------------------------------------------- determinism
+
+
+def test_same_config_and_seed_give_the_same_numbers_in_a_fresh_process(tmp_path: Path) -> None:
+    """Two fresh interpreters, minibatches, adam and LSUV: arrays equal bit for bit, summaries
+    equal but for the wall time."""
+    text = SMALL.replace("train: {epochs: 5}",
+                         "train: {epochs: 3, batch_size: 8, optimizer: adam}").replace(
+        "{label: zero, scheme: zeros}", "{label: lsuv, scheme: lsuv}")
+    cfg = _write(tmp_path, text)
+    code = "import sys, initlab; initlab.run(sys.argv[1], out_dir=sys.argv[2], plots=False)"
+    procs = [subprocess.Popen([PY, "-W", "error", "-c", code, str(cfg), str(tmp_path / f"r{i}")],
+                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    for p in procs:
+        assert p.wait() == 0, p.communicate()[1]
+    a, b = load_result(tmp_path / "r1"), load_result(tmp_path / "r2")
+    assert sorted(a.arrays) == sorted(b.arrays)
+    for k in a.arrays:
+        assert a.arrays[k].tobytes() == b.arrays[k].tobytes(), k
+    a.summary.pop("wall_time_s")
+    b.summary.pop("wall_time_s")
+    assert a.summary == b.summary
+
+
 # ---------------------------------------------------------------- numerical faults
 
 
