@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from initlab import interactive
 from initlab.plots import fmt, labels_of, palette
 from initlab.results import Result, json_safe
 
@@ -238,9 +239,10 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(_title(result))}</title><style>{CSS}</style></head><body>",
+        f"<title>{_e(_title(result))}</title><style>{CSS}{interactive.CSS}</style></head><body>",
         f"<h1>{_e(_title(result))}</h1>", f'<dl class="facts">{facts}</dl>',
         f'<h2>What happened</h2><ul class="story">{story}</ul>',
+        interactive.section(result),
         "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 5),
         "<h2>Variance per layer (mean over seeds)</h2>",
         _html_table(VARIANCE_HEADER, variance_rows(result), colours),

@@ -90,7 +90,10 @@ def test_html_escapes_every_string_from_config_and_summary():
     result.summary["name"] = evil
     result.config["name"] = evil
     page = report.render_html(result, [])
-    assert "<script" not in page and "<i>" not in page
+    assert evil not in page and "<i>" not in page
+    # the only scripts are the interactive section's own: its data (JSON with <, >, & escaped
+    # as \u003c...) and its code
+    assert page.count("<script") == 2 and '<script type="application/json" id="ip-data">' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "b&amp;&lt;i&gt;" in page
 
 
