@@ -11,11 +11,13 @@ Symbols (all from the resolved config and the data set's shape):
     S = optimizer steps = epochs x ceil(N / B);  R = ceil(S / every) + 1 (recorded steps)
     k = optimizer state per parameter: sgd 0, momentum 1, adam 2;  b = histogram bins
 
-    params      = (5 + k) M P s      parameters, their copy at init, gradients, the pre-update
-                                     copy and update of a recording step, optimizer state
-    activations = 3 M B_eff A s + 3 M B_eff n_max 8 + M B n_0 s (minibatch input)
-                                     z, h and dL/dz of every layer, plus float64 temporaries
-                                     of one layer (derivative, histogram positions and indices)
+    population  = model.population_memory_bytes(sizes, M, B_eff, dtype, optimizer)
+                = s M [P (3 + k) + B_eff (n_0 + 3 sum(hidden) + 3 n_L + 2 n_max)]
+                                     parameters, gradients, one update, optimizer state; the
+                                     gathered input, z, h, dL/dz of every layer, temporaries
+    snapshots   = 2 M P s + 3 M B_eff n_max 8
+                                     the weights at init and before a recorded update, and
+                                     float64 temporaries of the statistics of one layer
     statistics  = 3 x 8 R M L (11 + 2 b)     11 (R, M, L) statistics and two (R, M, L, b)
                                      histograms: the recorder's lists, the stacked arrays and
                                      the arrays.npz buffer
@@ -45,13 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
+from initlab.model import population_memory_bytes
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
 BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
-OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
 BOUNDARY_POINTS = 101 * 101
 MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
@@ -259,16 +263,16 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     every = max(int(meas.get("every", 10)), 1)
     R = -(-steps // every) + 1
     bins = int(meas.get("bins", 50))
-    k = OPT_STATE.get(str(tr.get("optimizer", "sgd")), 2)
+    optimizer = str(tr.get("optimizer", "sgd"))
     P = sum(a * b + b for a, b in itertools.pairwise(sizes))
     A, n_max = sum(sizes[1:]), max(sizes[1:])
+    dtype = np.float32 if s == 4 else np.float64
     B_meas = N if full else min(int(meas.get("batch", 1000)), N)
     chunk = 0 if full else min(N, max(1, EVAL_CHUNK_ELEMENTS // max(1, M * max(sizes))))
     B_eff = max(B, B_meas, chunk)
     parts = {
-        "parameters": (5 + k) * M * P * s,
-        "activations": 3 * M * B_eff * A * s + 3 * M * B_eff * n_max * 8
-        + (0 if full else M * B * shape.n_in * s),
+        "population": population_memory_bytes(sizes, M, B_eff, dtype, optimizer),
+        "snapshots": 2 * M * P * s + 3 * M * B_eff * n_max * 8,
         "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
         "curves": COPIES * 8 * (E + 1) * M,
         "data": 2 * 8 * N * (shape.n_in + shape.y_cols),
@@ -281,9 +285,9 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
 
 
 _ADVICE = {
-    "parameters": "fewer seeds or init variants, or narrower/fewer layers (model.widths)",
-    "activations": "a smaller batch (train.batch_size, measure.batch), fewer seeds or "
-                   "variants, or narrower layers",
+    "population": "fewer seeds or init variants, a smaller batch (train.batch_size, "
+                  "measure.batch), or narrower/fewer layers (model.widths)",
+    "snapshots": "fewer seeds or init variants, or narrower/fewer layers (model.widths)",
     "statistics": "fewer epochs, a larger measure.every, fewer measure.bins, or fewer seeds",
     "curves": "fewer epochs or fewer seeds",
     "data": "fewer samples (data.samples)",
