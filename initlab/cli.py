@@ -241,6 +241,7 @@ def report(
 # Commands that live in their own modules register themselves on `app` when imported.
 # --- command modules (one import per line) ---
 import initlab.cli_theory  # noqa: E402,F401
+import initlab.cli_sweep  # noqa: E402,F401
 # --- end of command modules ---
 
 
