@@ -477,8 +477,9 @@ def _read_text(file: str) -> tuple[str, Problem | None]:
 
 def _normalize(doc: dict[str, Any]) -> None:
     """`init: xavier_normal` -> [{scheme: xavier_normal}], so `init.0.scale=2` has a target."""
-    if "init" in doc:
-        doc["init"] = [{"scheme": v} if isinstance(v, str) else v for v in _as_list(doc["init"])]
+    init = _as_list(doc.get("init"))
+    if isinstance(init, list):  # `init:` (null) or a number is left to the shape check
+        doc["init"] = [{"scheme": v} if isinstance(v, str) else v for v in init]
 
 
 def _set_path(doc: dict[str, Any], parts: list[str], value: Any) -> tuple[Loc, str | None]:
