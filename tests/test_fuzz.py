@@ -123,7 +123,8 @@ DOCUMENTS = st.one_of(
     st.sampled_from(["", "\n", "---\n", "~", "[]", "{}", "--- !!python/object:os.system {}",
                      "name: &a [*a]", "a: &x [1]\nb: *x\n" * 3, "{" * 200, "[" * 5000,
                      "init: !!binary aGVsbG8=", "data: {name: circle}\nmodel: {width: 1e999}",
-                     "key: value\nkey: other", "\ufeffname: bom", "x: !!float nan"]),
+                     "key: value\nkey: other", "\ufeffname: bom", "x: !!float nan",
+                     "init:", "init: 5"]),  # found by a longer hunt: a TypeError traceback
 )
 BYTES = st.binary(max_size=200) | st.sampled_from([b"\xff\xfe\x00n\x00a", b"\x00" * 10,
                                                     b"name: \xc3\x28"])
