@@ -78,11 +78,135 @@ class Grads:
         return [g for pair in zip(self.dWs, self.dbs) for g in pair]
 
 
-def forward(pop: Population, x: Array) -> Trace:
+SMALL = 4  # contract over at most this many units with unrolled multiply-adds, not a matmul
+Workspace = dict  # buffers reused from one training step to the next: {key: array}
+
+
+def _T(a: Array) -> Array:
+    return np.swapaxes(a, -1, -2)
+
+
+def _buf(ws: Workspace | None, key: object, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    if ws is None:
+        return np.empty(shape, dtype)
+    a = ws.get(key)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = ws[key] = np.empty(shape, dtype)
+    return a
+
+
+def _contract(A: Array, hT: Array, out: Array, ws: Workspace | None, key: object) -> Array:
+    """out[m, j, :] = sum_i A[m, j, i] * hT[m, i, :] for A (M, m, n), hT (.., n, B).
+
+    A tiny n is unrolled into n multiply-adds over whole (M, m, B) rows (no general matmul:
+    at n = 2 that is pure overhead); otherwise one batched BLAS matmul."""
+    n = A.shape[2]
+    if n > SMALL:
+        return np.matmul(A, hT, out=out)
+    np.multiply(A[:, :, 0, None], hT[..., 0:1, :], out=out)
+    if n > 1:
+        tmp = _buf(ws, key, out.shape, out.dtype)
+        for i in range(1, n):
+            out += np.multiply(A[:, :, i, None], hT[..., i:i + 1, :], out=tmp)
+    return out
+
+
+def forward(pop: Population, x: Array, *, reference: bool = False,
+            ws: Workspace | None = None) -> Trace:
     """z[l] = h[l-1] @ W[l] + b[l]; h[l] = phi(z[l]) (hidden), h[L] = z[L] (output logits).
 
     x is (B, n_in), shared by every member, or (M, B, n_in), one batch per member.
+
+    The fast path computes in the layout (M, width, B), so that every elementwise operation runs
+    over long contiguous rows of the batch, contracting tiny fan-ins with unrolled multiply-adds
+    and wide ones with batched BLAS; Trace holds (M, B, width) views of those arrays (the same
+    numbers). `ws` reuses the buffers of a previous call (the previous Trace is then
+    overwritten). `reference=True` runs the straightforward (M, B, width) matmul version.
     """
+    x = np.asarray(x)
+    dtype = x.dtype
+    if reference or any(a.dtype != dtype for a in (*pop.Ws, *pop.bs)) or x.ndim not in (2, 3):
+        return _forward_reference(pop, x)
+    act = pop.activation
+    M, L, B = pop.M, pop.L, x.shape[-2]
+    hT = np.ascontiguousarray(_T(x))  # (n_in, B) or (M, n_in, B)
+    zs: list[Array] = []
+    hs: list[Array] = [x]
+    for l, (W, b) in enumerate(zip(pop.Ws, pop.bs)):
+        zT = _buf(ws, ("z", l), (M, W.shape[2], B), dtype)
+        _contract(_T(W), hT, zT, ws, ("tmp", W.shape[2]))
+        zT += _T(b)  # (M, m, 1)
+        zs.append(_T(zT))
+        if l == L - 1:
+            break
+        if act.name == "tanh":
+            hT = np.tanh(zT, out=_buf(ws, ("h", l), zT.shape, dtype))
+        elif act.name == "relu":
+            hT = np.maximum(zT, 0, out=_buf(ws, ("h", l), zT.shape, dtype))
+        else:
+            hT = np.ascontiguousarray(act.phi(zT))
+        hs.append(_T(hT))
+    hs.append(zs[-1])
+    return Trace(zs, hs)
+
+
+TANH_EXACT = 0.75  # |h| <= this: 1 - h^2 >= 0.44 has a relative error below 1e-15
+
+
+def _dtanh_from(hT: Array, zT: Array, act: Activation, ws: Workspace | None, l: int) -> Array:
+    """tanh'(z) = 1 - h^2 from the forward pass's h where |h| <= 0.75 (exact to 1e-15); in the
+    tails, where 1 - h^2 cancels, the activation's accurate formula of z (a few elements)."""
+    d = np.multiply(hT, hT, out=_buf(ws, ("dphi", l), hT.shape, hT.dtype))
+    np.subtract(1, d, out=d)
+    tail = np.flatnonzero(d < 1 - TANH_EXACT**2)
+    if tail.size:
+        d.reshape(-1)[tail] = act.dphi(np.ascontiguousarray(zT).reshape(-1)[tail])
+    return d
+
+
+def backward(pop: Population, trace: Trace, dout: Array, *, reference: bool = False,
+             ws: Workspace | None = None) -> Grads:
+    """Chain rule layer by layer, from dL/dz[L] = dout back to the input.
+
+        dW[l] = h[l-1]^T @ dz[l];   db[l] = sum_batch dz[l]
+        dz[l-1] = (dz[l] @ W[l]^T) * phi'(z[l-1])
+
+    The fast path works in the (M, width, B) layout of `forward` (see there); Grads.dzs are
+    (M, B, width) views.
+    """
+    dtype = pop.Ws[0].dtype
+    if reference or dout.dtype != dtype or any(z.dtype != dtype for z in trace.zs):
+        return _backward_reference(pop, trace, dout)
+    act = pop.activation
+    L = pop.L
+    dWs: list[Array] = [np.empty(0)] * L
+    dbs: list[Array] = [np.empty(0)] * L
+    dzs: list[Array] = [np.empty(0)] * L
+    dzT = np.ascontiguousarray(_T(dout))  # (M, n_out, B)
+    for l in range(L, 0, -1):
+        W = pop.Ws[l - 1]
+        hT = _T(trace.hs[l - 1])
+        if not hT.flags.c_contiguous:
+            hT = np.ascontiguousarray(hT)  # the input x
+        dzs[l - 1] = _T(dzT)
+        dWs[l - 1] = np.matmul(hT, _T(dzT))  # (.., n, B) @ (M, B, m) -> (M, n, m)
+        dbs[l - 1] = dzT.sum(axis=2)[:, None, :]  # (M, 1, m)
+        if l > 1:
+            dhT = _buf(ws, ("dh", l - 1), (pop.M, W.shape[1], dzT.shape[2]), dtype)
+            _contract(W, dzT, dhT, ws, ("tmp", W.shape[1]))  # (M, n, m) @ (M, m, B)
+            zT = _T(trace.zs[l - 2])
+            if act.name == "relu":
+                np.multiply(dhT, zT > 0, out=dhT)
+            elif act.name == "tanh":
+                dhT *= _dtanh_from(_T(trace.hs[l - 1]), zT, act, ws, l)
+            elif act.name != "linear":
+                dhT *= act.dphi(zT)
+            dzT = dhT
+    return Grads(dWs, dbs, dzs)
+
+
+def _forward_reference(pop: Population, x: Array) -> Trace:
+    """The straightforward forward pass: (M, B, width) arrays and one batched matmul per layer."""
     phi = pop.activation.phi
     h = x
     zs: list[Array] = []
@@ -95,12 +219,8 @@ def forward(pop: Population, x: Array) -> Trace:
     return Trace(zs, hs)
 
 
-def backward(pop: Population, trace: Trace, dout: Array) -> Grads:
-    """Chain rule layer by layer, from dL/dz[L] = dout back to the input.
-
-        dW[l] = h[l-1]^T @ dz[l];   db[l] = sum_batch dz[l]
-        dz[l-1] = (dz[l] @ W[l]^T) * phi'(z[l-1])
-    """
+def _backward_reference(pop: Population, trace: Trace, dout: Array) -> Grads:
+    """The straightforward backward pass of _forward_reference."""
     dphi = pop.activation.dphi
     L = pop.L
     dWs: list[Array] = [np.empty(0)] * L

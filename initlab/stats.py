@@ -44,10 +44,17 @@ def default_bins(activation: Activation, bins: int = 50) -> Bins:
     return Bins(np.linspace(*h_range, bins + 1), np.linspace(*DZ_LOG10_RANGE, bins + 1))
 
 
+def _flat(a: Array) -> Array:
+    """(M, ...) -> (M, n) without a copy where possible: the engine's (M, B, width) arrays are
+    views of (M, width, B) ones, and these statistics do not depend on the order of elements."""
+    if a.ndim == 3 and not a.flags.c_contiguous and np.swapaxes(a, 1, 2).flags.c_contiguous:
+        a = np.swapaxes(a, 1, 2)
+    return a.reshape(a.shape[0], -1)
+
+
 def _var(a: Array) -> Array:
     """Variance of each member's slice over all axes but the first: (M, ...) -> (M,)."""
-    flat = a.reshape(a.shape[0], -1)
-    return flat.var(axis=1)
+    return _flat(a).var(axis=1)
 
 
 def _std_ratio(num: Array, den: Array) -> Array:
@@ -59,7 +66,7 @@ def histogram(values: Array, edges: Array) -> Array:
     """Counts per member over fixed uniform `edges`, vectorized: (M, ...) -> (M, bins).
     Out-of-range values (and +-inf) are clipped into the end bins; NaN is not counted."""
     M, nb = values.shape[0], len(edges) - 1
-    flat = values.reshape(M, -1)
+    flat = _flat(values)
     finite = ~np.isnan(flat)
     pos = (np.where(finite, flat, edges[0]) - edges[0]) / (edges[-1] - edges[0]) * nb
     idx = np.clip(pos, 0, nb - 1).astype(np.int64)
@@ -90,10 +97,10 @@ def layer_stats(
         for l in range(L):
             z, h, dz = trace.zs[l], trace.hs[l + 1], grads.dzs[l]
             W, dW = pop.Ws[l], grads.dWs[l]
-            flat_h = h.reshape(M, -1)
+            flat_h = _flat(h)
             out["act_mean"][:, l] = flat_h.mean(axis=1)
             out["act_var"][:, l] = flat_h.var(axis=1)
-            out["pre_mean"][:, l] = z.reshape(M, -1).mean(axis=1)
+            out["pre_mean"][:, l] = _flat(z).mean(axis=1)
             out["pre_var"][:, l] = _var(z)
             out["grad_var"][:, l] = _var(dz)
             out["weight_grad_var"][:, l] = _var(dW)
@@ -106,7 +113,7 @@ def layer_stats(
                 lo, hi = act.bounds
                 margin = SATURATION_MARGIN * (hi - lo) / 2
                 sat = (h <= lo + margin) | (h >= hi - margin)
-                out["saturated"][:, l] = sat.reshape(M, -1).mean(axis=1)
+                out["saturated"][:, l] = _flat(sat).mean(axis=1)
             if hidden and act.family == "relu":
                 out["dead"][:, l] = (z <= 0).all(axis=1).mean(axis=1)
             hist_h[:, l] = histogram(h, bins.h_edges)

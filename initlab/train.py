@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab.losses import Loss, accuracy
-from initlab.model import Grads, Population, Trace, backward, forward
+from initlab.model import Grads, Population, Trace, Workspace, backward, forward
 from initlab.optim import make_optimizer
 from initlab.stats import STATS, Bins, layer_stats
 
@@ -162,13 +162,14 @@ def train(
     alive = np.ones(M, dtype=bool)
     diverged_step = np.full(M, -1)
     rec = _Recorder()
+    ws: Workspace = {}  # forward/backward buffers, reused every step
     x_meas, y_meas = (x, y) if full else (x[: schedule.measure_batch], y[: schedule.measure_batch])
 
     def one_step(step: int, xb: Array, yb: Array) -> Array:
         nonlocal alive
-        trace = forward(pop, xb)
+        trace = forward(pop, xb, ws=ws)
         l_b, dout = loss.fn(trace.out, yb)
-        grads = backward(pop, trace, dout)
+        grads = backward(pop, trace, dout, ws=ws)
         bad = alive & ~(np.isfinite(l_b) & _finite_per_member(grads.params))
         diverged_step[bad] = step
         alive = alive & ~bad

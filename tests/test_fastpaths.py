@@ -1,0 +1,96 @@
+"""The fast forward/backward ((M, width, B) layout, unrolled tiny contractions, reused buffers,
+tanh' from h) against the straightforward (M, B, width) matmul version (`reference=True`)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from initlab.activations import get_activation
+from initlab.losses import get_loss
+from initlab.model import Population, backward, forward, population_memory_bytes
+from initlab.stats import default_bins, layer_stats
+
+SIZES = [[2, 2, 2, 2, 1], [3, 1, 5, 2], [2, 6, 3, 1], [4, 9, 16, 3], [5, 3, 40, 2]]
+
+
+def _pop(act: str, sizes: list[int], M: int, seed: int, scale: float = 1.0,
+         dtype: type = np.float64) -> Population:
+    rng = np.random.default_rng(seed)
+    Ws = [(scale * rng.normal(0, 1 / np.sqrt(a), size=(M, a, b))).astype(dtype)
+          for a, b in itertools.pairwise(sizes)]
+    bs = [rng.normal(0, 0.1, size=(M, 1, b)).astype(dtype) for b in sizes[1:]]
+    return Population(Ws, bs, get_activation(act))
+
+
+def _check(pop: Population, x: np.ndarray, rtol: float, ws: dict | None = None) -> None:
+    K = pop.sizes[-1]
+    y = np.random.default_rng(5).integers(0, K, x.shape[-2]) if K > 1 else \
+        np.random.default_rng(5).integers(0, 2, x.shape[-2]).astype(x.dtype)
+    loss = get_loss("softmax_ce" if K > 1 else "bce")
+    ref_t = forward(pop, x, reference=True)
+    fast_t = forward(pop, x, ws=ws)
+    assert fast_t.hs[0] is x
+    for a, b in zip(fast_t.zs + fast_t.hs, ref_t.zs + ref_t.hs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+    _, dout = loss.fn(ref_t.out, y)
+    ref_g = backward(pop, ref_t, dout, reference=True)
+    fast_g = backward(pop, fast_t, dout, ws=ws)
+    for a, b in zip(fast_g.dWs + fast_g.dbs + fast_g.dzs, ref_g.dWs + ref_g.dbs + ref_g.dzs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3 * np.abs(b).max())
+    bins = default_bins(pop.activation)
+    s_fast, hh_fast, hd_fast = layer_stats(pop, fast_t, fast_g, bins)
+    s_ref, hh_ref, hd_ref = layer_stats(pop, ref_t, ref_g, bins)
+    for k in s_ref:
+        np.testing.assert_allclose(s_fast[k], s_ref[k], rtol=max(1e-9, 10 * rtol), atol=1e-300,
+                                   err_msg=k)
+    assert np.abs(hh_fast - hh_ref).sum() <= 2 and np.abs(hd_fast - hd_ref).sum() <= 2
+
+
+@pytest.mark.parametrize("sizes", SIZES)
+@pytest.mark.parametrize("act", ["tanh", "relu", "linear", "sigmoid", "leaky_relu"])
+def test_fast_forward_backward_equal_the_reference(act: str, sizes: list[int]) -> None:
+    pop = _pop(act, sizes, M=3, seed=1)
+    rng = np.random.default_rng(2)
+    _check(pop, rng.normal(size=(33, sizes[0])), 1e-12)  # shared x (B, n_in)
+    _check(pop, rng.normal(size=(3, 17, sizes[0])), 1e-12)  # a batch per member (M, B, n_in)
+
+
+def test_reused_buffers_give_the_same_numbers_every_step() -> None:
+    pop = _pop("tanh", [2, 2, 8, 1], M=4, seed=3)
+    ws: dict = {}
+    rng = np.random.default_rng(4)
+    for B in (16, 16, 9, 16):  # shapes change: buffers are re-made
+        _check(pop, rng.normal(size=(B, 2)), 1e-12, ws)
+    assert ws
+
+
+def test_saturated_tanh_keeps_accurate_derivatives_in_the_tails() -> None:
+    """|z| up to ~40: 1 - h^2 would cancel to 0 there; the fast path switches to the
+    activation's accurate tail formula, so dL/dz of saturated units matches to 1e-12."""
+    pop = _pop("tanh", [3, 4, 4, 1], M=2, seed=6, scale=30.0)
+    x = np.random.default_rng(7).normal(size=(50, 3))
+    t = forward(pop, x)
+    assert (np.abs(t.zs[0]) > 20).mean() > 0.3
+    _check(pop, x, 1e-12)
+
+
+def test_float32_fast_path() -> None:
+    pop = _pop("tanh", [2, 3, 3, 1], M=2, seed=8, dtype=np.float32)
+    x = np.random.default_rng(9).normal(size=(20, 2)).astype(np.float32)
+    assert forward(pop, x).out.dtype == np.float32
+    _check(pop, x, 1e-5)
+
+
+def test_population_memory_formula() -> None:
+    """itemsize * M * (P * (3 + S) + batch * per-sample units), P parameters per member."""
+    sizes = [784, 300, 300, 10]
+    P = 784 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10
+    per_sample = 784 + 3 * 600 + 3 * 10 + 2 * 300
+    assert population_memory_bytes(sizes, 8, 100) == 8 * 8 * (3 * P + 100 * per_sample)
+    assert population_memory_bytes(sizes, 8, 100, np.float32, "adam") == \
+        4 * 8 * (5 * P + 100 * per_sample)
