@@ -160,3 +160,17 @@ def test_playground_report_in_chromium(playground, tmp_path):
     finally:
         d.quit()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def test_animate_writes_a_gif_of_histograms_for_non_2d_data(tmp_path):
+    from fakes import fake_result
+    from PIL import Image
+
+    from initlab.animate import write_gif
+
+    result = fake_result(variants=2, seeds=1, layers=3, epochs=4, two_d=False,
+                         task="multiclass")
+    path = write_gif(result, tmp_path / "training.gif")
+    assert path is not None
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.n_frames == len(result.arrays["stat_steps"])
