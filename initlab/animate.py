@@ -31,10 +31,11 @@ def _loss_axis(ax, result: Result, colours: dict[str, str]):
     x = np.asarray(a["loss_steps"], dtype=float) * _steps_per_epoch(result)
     mv = np.asarray(a["member_variant"])
     for v, label in enumerate(labels):
-        part = np.where(np.isfinite(loss[:, mv == v]), loss[:, mv == v], np.nan)
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(np.where(np.isnan(part), np.inf, part), axis=1)
-        mean = np.where(np.isfinite(mean) & (mean > 0), mean, np.nan)
+        part = loss[:, mv == v]
+        ok = np.isfinite(part)
+        n = ok.sum(axis=1)
+        mean = np.where(ok, part, 0).sum(axis=1) / np.maximum(n, 1)  # over finite seeds
+        mean = np.where((n > 0) & (mean > 0), mean, np.nan)
         ax.plot(x, mean, color=colours[label], lw=1.5, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("step", fontsize=8)

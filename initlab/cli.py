@@ -128,6 +128,9 @@ def run(
     max_memory: Annotated[str | None, typer.Option(
         "--max-memory", metavar="SIZE", help="Refuse configs estimated to need more than SIZE "
         "(e.g. 2GB, 512MB) instead of the memory available now.")] = None,
+    animate: Annotated[bool, typer.Option(
+        "--animate", help="Also write training.gif (decision boundaries or histograms over "
+                          "training, with the loss).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train every init variant x seed of CONFIG as one population; write results/<name>/."""
@@ -166,7 +169,7 @@ def run(
 
             result = run_experiment(resolved, progress)
         result.summary = json_safe(result.summary)
-        written = write_result(result, target)
+        written = write_result(result, target, animate=animate)
     if not quiet:
         out.print(summary_table(result.summary))
         for v in result.summary["variants"]:

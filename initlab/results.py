@@ -286,9 +286,10 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> Path:
+def write_result(result: Result, out_dir: str | Path, *, plots: bool = True,
+                 animate: bool = False) -> Path:
     """Write every file of `result` into `out_dir`, replacing a previous result of that name
-    only once the new one is complete. Returns `out_dir`."""
+    only once the new one is complete (with `animate`, also training.gif). Returns `out_dir`."""
     out_dir = Path(os.path.abspath(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out_dir):
@@ -299,7 +300,7 @@ def write_result(result: Result, out_dir: str | Path, *, plots: bool = True) -> 
         try:
             tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0o700
             with np.errstate(all="ignore"):  # a fault's inf/huge numbers are drawn, not warned
-                _write_files(result, tmp, plots=plots)
+                _write_files(result, tmp, plots=plots, animate=animate)
             _fsync_dir(tmp)
             _swap_in(tmp, out_dir)
         except BaseException:
@@ -318,7 +319,7 @@ def _check_replaceable(out_dir: Path) -> None:
             "it, since replacing deletes its contents; choose another --out")
 
 
-def _write_files(result: Result, folder: Path, *, plots: bool) -> None:
+def _write_files(result: Result, folder: Path, *, plots: bool, animate: bool = False) -> None:
     from initlab import plots as plots_mod
     from initlab import report
 
@@ -336,6 +337,10 @@ def _write_files(result: Result, folder: Path, *, plots: bool) -> None:
     images = plots_mod.save_all(shown, folder) if plots else []
     atomic_write_text(folder / "report.md", report.render_markdown(shown, [p.name for p in images]))
     atomic_write_text(folder / "report.html", report.render_html(shown, images))
+    if animate:
+        from initlab.animate import write_gif
+
+        write_gif(shown, folder / "training.gif")
 
 
 def load_result(folder: str | Path) -> Result:
