@@ -88,7 +88,7 @@ def sweep(
                                          cell_plots=cell_plots):
                         outcomes[o.cell.id] = o
                         counts[o.status] += 1
-                        bar.update(task, advance=1, **counts)
+                        bar.update(task, advance=1, refresh=True, **counts)
                         if o.status == "failed":
                             failed += 1
                             err.print(f"cell {o.cell.id} failed: {o.error}", markup=False)
@@ -122,7 +122,8 @@ def _progress(quiet: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("done {task.fields[done]} failed {task.fields[failed]} skipped "
                                "{task.fields[skipped]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=err, disable=quiet, transient=True)
+                    TimeRemainingColumn(), console=err, disable=quiet, transient=True,
+                    auto_refresh=False)  # redrawn per cell: no thread, so workers can fork
 
 
 def _print_plan(plan: Plan, target: Path, format_size: Callable[[float], str]) -> None:
@@ -138,8 +139,10 @@ def _print_plan(plan: Plan, target: Path, format_size: Callable[[float], str]) -
         cfg = p.config
         mem = p.memory_bytes
         total = max(total, mem or 0)
-        out.print(f"  {i}. {len(p.cells)} cells, {p.members} members, widths "
-                  f"{cfg['model']['widths']} {cfg['model']['activation']['name']}, "
+        w = cfg["model"]["widths"]
+        shape = f"{len(w)} x {w[0]}" if len(set(w)) == 1 else str(w)
+        out.print(f"  {i}. {len(p.cells)} cells, {p.members} members, hidden {shape} "
+                  f"{cfg['model']['activation']['name']}, "
                   f"{cfg['train']['epochs']} epochs, ~{format_size(mem) if mem else '?'}",
                   markup=False)
     out.print(f"largest population needs ~{format_size(total)}; dry run: nothing trained or "

@@ -57,6 +57,12 @@ BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 MEMBER_AXIS = {"loss": 1, "hist_h": 1, "hist_dz": 1}  # + every stat_*: (R, M, L)
 VARIANT_AXIS = {"theory_act_var": 0, "boundary": 0, "boundary_frames": 1}
+SHARED = {"loss_steps", "stat_steps", "hist_h_edges", "hist_dz_edges", "boundary_grid", "data_x",
+          "data_y", "boundary_steps", "boundary_frames_grid"}  # the same for every member
+
+
+class CellError(RuntimeError):
+    """A population that failed in a worker, with the original error as text."""
 
 
 class SweepBusyError(InitlabError):
@@ -523,8 +529,11 @@ def run_population(task: Mapping[str, Any]) -> list[tuple[str, Any]]:
     from initlab.experiment import run_experiment
     from initlab.results import json_safe
 
-    with _member_seeds(task["variant_seeds"]):
-        result = run_experiment(task["config"])
+    try:
+        with _member_seeds(task["variant_seeds"]):
+            result = run_experiment(task["config"])
+    except Exception as e:  # sent back as plain text: any exception pickles as a CellError
+        raise CellError(f"{type(e).__name__}: {e}") from None
     out = []
     for cell in task["cells"]:
         part = split(result, cell["variants"], int(task["config"]["seeds"]), cell["config"])
@@ -541,23 +550,31 @@ def split(result: Any, variants: Sequence[int], seeds: int, config: Mapping[str,
 
     vidx = np.asarray(variants)
     midx = (vidx[:, None] * seeds + np.arange(seeds)[None, :]).ravel()
+    V = len(result.summary["variants"])
+    M = V * seeds
     arrays = {}
     for k, a in result.arrays.items():
-        if k in MEMBER_AXIS or (k.startswith("stat_") and k != "stat_steps"):
-            arrays[k] = np.take(a, midx, axis=MEMBER_AXIS.get(k, 1))
-        elif k in VARIANT_AXIS:
-            arrays[k] = np.take(a, vidx, axis=VARIANT_AXIS[k])
-        elif k == "member_variant":
+        a = np.asarray(a)
+        if k == "member_variant":
             arrays[k] = np.repeat(np.arange(len(vidx)), seeds)
         elif k == "member_seed":
             arrays[k] = np.tile(np.arange(seeds), len(vidx))
+        elif k in MEMBER_AXIS or (k.startswith("stat_") and k != "stat_steps"):
+            arrays[k] = np.take(a, midx, axis=MEMBER_AXIS.get(k, 1))
+        elif k in VARIANT_AXIS:
+            arrays[k] = np.take(a, vidx, axis=VARIANT_AXIS[k])
+        elif k in SHARED:
+            arrays[k] = a
+        elif M in a.shape:  # an array added later: its first axis of M members...
+            arrays[k] = np.take(a, midx, axis=a.shape.index(M))
+        elif V in a.shape:  # ...or of V variants (with one seed, members are variants)
+            arrays[k] = np.take(a, vidx, axis=a.shape.index(V))
         else:
             arrays[k] = a
     summary = copy.deepcopy(result.summary)
     labels = [v["label"] for v in config["init"]]
     summary["variants"] = [{**summary["variants"][v], "label": label}
                            for v, label in zip(variants, labels)]
-    M = len(result.summary["variants"]) * seeds
     summary.update(name=config.get("name"), config_hash=config.get("config_hash"),
                    wall_time_s=round(float(summary.get("wall_time_s") or 0) * len(midx) / M, 3),
                    population_members=M)
@@ -638,9 +655,17 @@ def executor(backend: str = "local", workers: int | None = None,
         yield InlineExecutor()
         return
     import multiprocessing as mp
+    import threading
+
+    # fork starts a worker in milliseconds with everything imported, but is only safe while this
+    # process runs no other thread (all workers are forked at the first submit, before the
+    # executor's own thread starts); otherwise forkserver, which imports initlab once
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["initlab.sweep", "initlab.experiment"])
     pool = cf.ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1),
-                                  mp_context=mp.get_context("spawn"),
-                                  initializer=limit_threads)
+                                  mp_context=ctx, initializer=limit_threads)
     try:
         with _blas_env():
             yield pool
@@ -713,39 +738,54 @@ def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int 
             todo.append(c)
     if not todo:
         return
-    pops = group(todo)
     by_id = {c.id: c for c in todo}
+    queue = group(todo)
+    t0 = time.perf_counter()
+
+    def handle(pop: Population, parts: Any, e: BaseException | None) -> Iterator[Outcome]:
+        """Outcomes of one finished population; a failed one with several cells is queued
+        again cell by cell (one bad cell must not fail its population mates)."""
+        if e is None:
+            for cid, result in parts:
+                write_result(result, cells_dir / cid, plots=cell_plots)
+                yield Outcome(by_id[cid], "done", None, time.perf_counter() - t0)
+        elif len(pop.cells) > 1 and not fail_fast:
+            queue.extend(merge([c]) for c in pop.cells)
+        else:
+            error = str(e) if isinstance(e, CellError) else f"{type(e).__name__}: {e}"
+            for c in pop.cells:
+                yield Outcome(c, "failed", error, time.perf_counter() - t0)
+
     with executor(backend, workers, address) as ex:
-        t0 = time.perf_counter()
-        futures = {ex.submit(run_population, task_of(p)): p for p in pops}
-        pending = set(futures)
-        retried: set[str] = set()
+        if isinstance(ex, InlineExecutor):  # one population at a time, in this process
+            while queue:
+                pop = queue.pop(0)
+                try:
+                    parts, error = run_population(task_of(pop)), None
+                except Exception as e:
+                    parts, error = None, e
+                for o in handle(pop, parts, error):
+                    yield o
+                    if o.status == "failed" and fail_fast:
+                        return
+            return
+        futures: dict[cf.Future[Any], Population] = {}
         try:
-            while pending:
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            while queue or futures:
+                while queue:
+                    pop = queue.pop(0)
+                    futures[ex.submit(run_population, task_of(pop))] = pop
+                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    pop = futures[fut]
+                    pop = futures.pop(fut)
                     try:
-                        parts = fut.result()
-                    except Exception as e:  # a failing population: retry its cells one by one
-                        if len(pop.cells) > 1 and not fail_fast:
-                            for c in pop.cells:
-                                retried.add(c.id)
-                                f2 = ex.submit(run_population, task_of(merge([c])))
-                                futures[f2] = merge([c])
-                                pending.add(f2)
-                            continue
-                        error = f"{type(e).__name__}: {e}"
-                        for c in pop.cells:
-                            yield Outcome(c, "failed", error, time.perf_counter() - t0)
-                        if fail_fast:
-                            for f in pending:
-                                f.cancel()
+                        parts, error = fut.result(), None
+                    except Exception as e:
+                        parts, error = None, e
+                    for o in handle(pop, parts, error):
+                        yield o
+                        if o.status == "failed" and fail_fast:
                             return
-                        continue
-                    for cid, result in parts:
-                        write_result(result, cells_dir / cid, plots=cell_plots)
-                        yield Outcome(by_id[cid], "done", None, time.perf_counter() - t0)
         finally:
-            for f in pending:
+            for f in futures:
                 f.cancel()

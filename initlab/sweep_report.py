@@ -24,8 +24,9 @@ from typing import Any
 
 from initlab.results import atomic_write_text, dumps_json
 
+MAX_FACETS = 6
 COLUMNS = ("final_loss_mean", "final_loss_std", "accuracy_mean", "diverged", "seeds",
-           "diagnosis", "var_ratio", "log10_var_ratio")
+           "diagnosis", "var_ratio", "log10_var_ratio", "grad_ratio", "log10_grad_ratio")
 
 
 def _mean_std(values: Sequence[Any]) -> tuple[float | None, float | None]:
@@ -49,6 +50,15 @@ def show(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str | Mapping) for v in value):
         return "+".join(show(v) for v in value)
     return json.dumps(value, default=str)
+
+
+def _positive(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) and x > 0 else None
+
+
+def _log10(x: Any) -> float | None:
+    p = _positive(x)
+    return math.log10(p) if p is not None else None
 
 
 def var_ratio(layers: Sequence[Mapping[str, Any]]) -> float | None:
@@ -88,7 +98,9 @@ def rows(plan: Any, outcomes: Mapping[str, Any], cells_dir: Path) -> list[dict[s
                         "diverged": sum(bool(d) for d in v.get("diverged", [])),
                         "seeds": len(v.get("final_loss", [])), "diagnosis": v.get("diagnosis"),
                         "var_ratio": ratio,
-                        "log10_var_ratio": math.log10(ratio) if ratio else None})
+                        "log10_var_ratio": math.log10(ratio) if ratio else None,
+                        "grad_ratio": _positive(v.get("grad_ratio")),
+                        "log10_grad_ratio": _log10(v.get("grad_ratio"))})
     return out
 
 
@@ -132,7 +144,8 @@ def _order(values: Sequence[str], plan: Any, key: str | None) -> list[str]:
 
 
 def plots(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]]) -> list[Path]:
-    """Lines for one varying axis, heatmaps for two (more: the first two, others averaged)."""
+    """Lines for one varying axis; heatmaps for two or more: the first axis down, the second
+    across, one panel per value of the others (up to MAX_FACETS)."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -144,12 +157,13 @@ def plots(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]]) -> list[P
     if not done or not axes:
         return []
     metrics = [("final_loss_mean", "final loss"), ("log10_var_ratio", "log10 Var ratio")]
+    grads = ("log10_grad_ratio", "log10 grad Var ratio (first/last)")
     if any(r.get("accuracy_mean") is not None for r in done):
         metrics.insert(1, ("accuracy_mean", "accuracy"))
     if all(int(c.config["train"]["epochs"]) == 0 for c in plan.cells):
-        metrics = [m for m in metrics if m[0] == "log10_var_ratio"] or metrics
+        metrics = [m for m in metrics if m[0] == "log10_var_ratio"] + [grads]
     written = []
-    if len(axes) != 2:  # lines: x = the first axis, one line per value of the second
+    if len(axes) == 1:  # lines over the one axis
         x_key = axes[0]
         series_key = axes[1] if len(axes) > 1 else None
         xs = _order([r[x_key] for r in done], plan, x_key)
@@ -175,36 +189,45 @@ def plots(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]]) -> list[P
         _save(fig, path)
         written.append(path)
         return written
-    x_key, y_key = axes[1], axes[0]
+    x_key, y_key, rest = axes[1], axes[0], axes[2:]
     xs = _order([r[x_key] for r in done], plan, x_key)
     ys = _order([r[y_key] for r in done], plan, y_key)
+    facets = list(dict.fromkeys(tuple(r[k] for k in rest) for r in done))[:MAX_FACETS]
     for m, title in metrics:
-        grid = np.full((len(ys), len(xs)), np.nan)
-        for i, y in enumerate(ys):
-            for j, x in enumerate(xs):
-                vals = [r[m] for r in done if r[x_key] == x and r[y_key] == y
-                        and r.get(m) is not None]
-                if vals:
-                    grid[i, j] = float(np.mean(vals))
-        fig = Figure(figsize=(1.2 + 0.7 * len(xs) + 2, 1.2 + 0.45 * len(ys) + 1), dpi=110,
-                     layout="constrained")
+        fig = Figure(figsize=(len(facets) * (1.5 + 0.6 * len(xs)) + 1.5, 1.6 + 0.4 * len(ys)),
+                     dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        cmap = "coolwarm" if m == "log10_var_ratio" else "viridis"
-        finite = grid[np.isfinite(grid)]
-        lim = float(np.max(np.abs(finite))) if m == "log10_var_ratio" and finite.size else None
-        im = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap,
-                       vmin=-lim if lim else None, vmax=lim if lim else None)
-        for i in range(len(ys)):
-            for j in range(len(xs)):
-                if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 5 else 0)
-        ax.set_yticks(range(len(ys)), ys)
-        ax.set_xlabel(x_key)
-        ax.set_ylabel(y_key)
-        ax.set_title(title)
-        fig.colorbar(im, ax=ax)
+        grids = []
+        for facet in facets:
+            grid = np.full((len(ys), len(xs)), np.nan)
+            for i, y in enumerate(ys):
+                for j, x in enumerate(xs):
+                    vals = [r[m] for r in done if r[x_key] == x and r[y_key] == y and
+                            tuple(r[k] for k in rest) == facet and r.get(m) is not None]
+                    if vals:
+                        grid[i, j] = float(np.mean(vals))
+            grids.append(grid)
+        finite = np.concatenate([g[np.isfinite(g)] for g in grids])
+        diverging = m.startswith("log10")
+        lim = float(np.max(np.abs(finite))) if diverging and finite.size else None
+        lo, hi = (-lim, lim) if lim else (float(finite.min()), float(finite.max())) \
+            if finite.size else (None, None)
+        for n, (facet, grid) in enumerate(zip(facets, grids)):
+            ax = fig.add_subplot(1, len(facets), n + 1)
+            im = ax.imshow(grid, origin="lower", aspect="auto", vmin=lo, vmax=hi,
+                           cmap="coolwarm" if diverging else "viridis")
+            for i in range(len(ys)):
+                for j in range(len(xs)):
+                    if np.isfinite(grid[i, j]):
+                        ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 4 else 0)
+            ax.set_yticks(range(len(ys)), ys)
+            ax.set_xlabel(x_key)
+            if n == 0:
+                ax.set_ylabel(y_key)
+            where = ", ".join(f"{k}={v}" for k, v in zip(rest, facet))
+            ax.set_title(f"{title}{': ' + where if where else ''}", fontsize=9)
+        fig.colorbar(im, ax=fig.axes)
         path = folder / f"sweep_heatmap_{m}.png"
         _save(fig, path)
         written.append(path)
