@@ -175,6 +175,11 @@ def run(
         for v in result.summary["variants"]:
             out.print(f"[bold]{v['label']}[/bold]: {v['sentence']}", markup=True)
     err.print(f"results: {written}/report.html")
+    if cfg.expect:  # checked after writing: the results stay, the exit code says what failed
+        from initlab.cli_check import report_expectations
+
+        if not report_expectations(cfg.expect, result.summary, config, quiet):
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -243,8 +248,10 @@ def report(
 
 # Commands that live in their own modules register themselves on `app` when imported.
 # --- command modules (one import per line) ---
+import initlab.cli_check  # noqa: E402
+import initlab.cli_sweep  # noqa: E402
 import initlab.cli_theory  # noqa: E402,F401
-import initlab.cli_sweep  # noqa: E402,F401
+
 # --- end of command modules ---
 
 

@@ -214,7 +214,8 @@ class Config(_Strict):
     measure: MeasureConfig = Field(default_factory=lambda: MeasureConfig(),
                                    description="Measurements.")
     expect: list[dict[str, Any]] | None = Field(
-        default=None, description="Expectations for `initlab check` (reserved).")
+        default=None, description="Checked by `initlab run` and `initlab check` (docs/check.md):"
+        " [{variant?, metric, aggregate?, min | max | between | equals (+ tol)}, ...].")
 
     @field_validator("name")
     @classmethod
@@ -710,6 +711,24 @@ def _check_names(doc: Mapping[str, Any]) -> list[_Found]:
     return found
 
 
+def _check_expect(doc: Mapping[str, Any], cfg: Config | None) -> list[_Found]:
+    """`expect:` entries (initlab.check): keys, metric paths, one bound; variant labels once
+    `init` is valid. Entries that are not mappings are left to the shape check."""
+    entries = doc.get("expect")
+    if not isinstance(entries, list):
+        return []
+    from initlab.check import parse_expectations
+
+    init = doc.get("init")
+    labels = [v.label or "" for v in cfg.init] if cfg is not None else (
+        [v["label"] for v in init] if isinstance(init, list) and all(
+            isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
+    _, problems = parse_expectations(entries, labels)
+    return [_Found(("expect", p.index, p.key) if p.key else ("expect", p.index), p.message,
+                   p.expected, p.suggestion, p.at_key)
+            for p in problems if isinstance(entries[p.index], Mapping)]
+
+
 # ---------------------------------------------------------------- pydantic -> plain words
 
 TYPE_WORDS = {
@@ -865,6 +884,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], *,
     except RecursionError:
         found.append(_Found((), "nested too deeply"))
     found += _check_names(doc)
+    found += _check_expect(doc, cfg)
     where = _Positions(file, reader.nodes, overridden)
     broken = list(reader.broken)
     problems += [where.problem(f) for f in found
