@@ -399,7 +399,9 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
                     overrides.append(_override(k, values[k]))
                     origin[k] = where
             try:
-                cfg = load_config(tmp, overrides=[*sets, *overrides])
+                # `expect:` (for `initlab check`) names the base config's variants: not a
+                # cell's business
+                cfg = load_config(tmp, overrides=[*sets, "expect=null", *overrides])
                 resolved = resolve(cfg)
             except ConfigError as e:
                 problems += [_reposition(p, origin, source, tmp, values) for p in e.problems]
