@@ -264,6 +264,7 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory_var,
+        **_signal_propagation(s, W0, b0, x_meas[: int(measure.get("batch", 1000))]),
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }
     boundary = _boundary(s, pop)
@@ -280,6 +281,15 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         "wall_time_s": round(time.perf_counter() - t0, 3), "variants": variants_out,
     }
     return Result(config=dict(cfg), summary=summary, arrays=arrays)
+
+
+def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],
+                        x: np.ndarray) -> dict[str, np.ndarray]:
+    """Brock et al.'s statistics of h at init: sigprop_sq_mean / sigprop_var (M, L)."""
+    with np.errstate(all="ignore"):
+        trace = forward(Population(W0, b0, s.activation), x)
+        sq, var = theory.signal_propagation(trace.hs[1:])
+    return {"sigprop_sq_mean": sq, "sigprop_var": var}
 
 
 def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, Any],
@@ -325,5 +335,8 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         "diagnosis": found[0], "diagnoses": found, "sentence": sentence(ev, found),
         "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
         "layers": _layers(h, rows, 0, theory_var, widths),
+        "theory_flags": theory.theory_flags(
+            np.mean(act0, axis=0).tolist(), theory_var.tolist(), widths,
+            np.mean(h.stats["saturated"][0, rows], axis=0).tolist()),
         "layers_final": _layers(h, rows, R, None, widths),
     }

@@ -295,9 +295,12 @@ def _first_seed_outcome(result: Result, v: int) -> str:
 
 def figures() -> list[tuple[str, Callable[[Result], Figure | None]]]:
     """(file name, function) of every plot, looked up at call time (tests monkeypatch them)."""
+    from initlab.plots_theory import plot_signal_propagation  # it imports this module
+
     return [("loss.png", plot_loss), ("variance.png", plot_variance),
             ("histograms.png", plot_histograms), ("gradients.png", plot_gradients),
-            ("decision_boundary.png", plot_decision_boundary)]
+            ("decision_boundary.png", plot_decision_boundary),
+            ("signal_propagation.png", plot_signal_propagation)]
 
 
 def needs(name: str, result: Result) -> bool:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from initlab import theory
 from initlab.activations import Activation, get_activation
-from initlab.plots import DPI, _figure, _log_series, _members, labels_of, palette
+from initlab.plots import DPI, _figure, _finite_mean, _log_series, _members, labels_of, palette
 from initlab.results import Result, atomic_write_bytes
 
 SIGMA_W2 = np.geomspace(0.1, 16.0, 25)  # the issue's range
@@ -42,7 +42,7 @@ def phase_grid(activation: str | Activation, sigma_w2: np.ndarray = SIGMA_W2,
 
 
 def measure_grid(activation: str | Activation, sigma_w2: np.ndarray, sigma_b2: np.ndarray,
-                 c_star: np.ndarray, *, width: int = 200, depth: int = 40,
+                 c_star: np.ndarray, *, width: int = 128, depth: int = 30,
                  seed: int = 0) -> np.ndarray:
     """xi_c measured in simulated random nets (one per grid point, all in one batch): inputs
     start at correlation 0 where c* is near 1 and at 0.99 otherwise; see
@@ -60,7 +60,7 @@ def plot_phase_diagram(activation: str | Activation, *, measure: bool = False,
                        grid: dict[str, np.ndarray] | None = None) -> Figure:
     """xi_c over (sigma_w2, sigma_b2) (colour, log scale), the critical line chi1 = 1 (black),
     ordered on its left and chaotic on its right; with `measure`, xi_c measured in simulated
-    nets (width 200, depth 40) written on a coarser sub-grid."""
+    nets (width 128, depth 30) written on a coarser sub-grid."""
     act = activation if isinstance(activation, Activation) else get_activation(activation)
     g = grid or phase_grid(act, sigma_w2, sigma_b2)
     xi = np.clip(np.where(np.isfinite(g["xi_c"]), g["xi_c"], XI_CAP), 0.1, XI_CAP)
@@ -73,7 +73,7 @@ def plot_phase_diagram(activation: str | Activation, *, measure: bool = False,
     ax.plot(g["critical"][ok], g["sigma_b2"][ok], color="black", lw=2.2,
             label="critical line χ₁ = 1")
     if measure:
-        step_w, step_b = max(1, len(g["sigma_w2"]) // 8), max(1, len(g["sigma_b2"]) // 5)
+        step_w, step_b = max(1, len(g["sigma_w2"]) // 6), max(1, len(g["sigma_b2"]) // 4)
         sw, sb = g["sigma_w2"][::step_w], g["sigma_b2"][::step_b]
         m = measure_grid(act, sw, sb, g["c_star"][::step_b, ::step_w])
         for i, b in enumerate(sb):
@@ -82,7 +82,7 @@ def plot_phase_diagram(activation: str | Activation, *, measure: bool = False,
                 ax.text(w, b, text, ha="center", va="center", fontsize=7, color="white",
                         bbox=dict(boxstyle="round,pad=0.15", fc="black", alpha=0.45, lw=0))
         ax.plot([], [], ls="none", marker="s", color="0.3",
-                label="measured ξ_c (simulated nets, width 200, depth 40; — beyond 40)")
+                label="measured ξ_c (simulated nets, width 128, depth 30; — not measurable)")
     ax.set_xscale("log")
     ax.set(xlabel="σ_w² = fan_in · Var(W)", ylabel="σ_b² = Var(b)",
            title=f"{act.name}: ordered (left of the line) vs chaotic (right); "
@@ -121,13 +121,14 @@ def plot_signal_propagation(result: Result) -> Figure | None:
     for ax, values, title in ((axes[0], sq, "Average channel squared mean" + note),
                               (axes[1], var, "Average channel variance" + note)):
         for v, label in enumerate(labels):
-            y = np.nanmean(values[_members(result, v)], axis=0)
+            y = _finite_mean(values[_members(result, v)], axis=0)
             _log_series(ax, layers, y, 0.0, color=colours[label], lw=2, marker="o", ms=4,
                         label=label)
         if np.isfinite(values).any() and (values > 0).any():
             ax.set_yscale("log")
         ax.set(title=title, xlabel="layer l (last = output)", xticks=layers)
         ax.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=8, frameon=False)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=8, frameon=False)
     fig.suptitle("Signal propagation at init (Brock et al. 2021)", fontsize=10)
     return fig

@@ -27,6 +27,8 @@ CAPTIONS = {
                       "Glorot & Bengio's figure 6).",
     "gradients.png": "Histograms of log10 |dL/dz| per hidden layer (Glorot & Bengio's figure 7).",
     "decision_boundary.png": "P(class 1) on [−5, 5]² with the data (the article's figure 1).",
+    "signal_propagation.png": "Signal propagation at init (Brock et al. 2021): average channel "
+                              "squared mean and variance per layer.",
 }
 BADGE = {"healthy": "#009E73", "symmetric": "#CC79A7", "vanishing": "#0072B2",
          "exploding": "#D55E00", "saturated": "#E69F00", "dead": "#555555",
@@ -57,6 +59,12 @@ def mean_std(values: Any) -> str:
     if std <= 1e-12 * max(abs(mean), 1e-300):
         std = 0.0  # float noise of identical values
     return f"{fmt(mean)} ± {fmt(std)}"
+
+
+def _flags_text(v: dict) -> str:
+    """' Theory and measurement part ways: ...' from a variant's theory_flags ('' if none)."""
+    flags = v.get("theory_flags") or []
+    return f" Theory and measurement part ways: {'; '.join(map(str, flags))}." if flags else ""
 
 
 def _diverged(v: dict) -> str:
@@ -154,7 +162,7 @@ def render_markdown(result: Result, images: Sequence[str]) -> str:
     for v in result.summary.get("variants", []):
         out.append(f"- **{_md_cell(str(v.get('label', '')))}** "
                    f"[{_md_cell(str(v.get('diagnosis', '—')))}]: "
-                   f"{_md_cell(str(v.get('sentence', '')))}")
+                   f"{_md_cell(str(v.get('sentence', '')) + _flags_text(v))}")
     out += ["", "## Results", "", *_md_table(RESULTS_HEADER, results_rows(result)), ""]
     out += ["## Variance per layer (mean over seeds)", "",
             *_md_table(VARIANCE_HEADER, variance_rows(result)), ""]
@@ -234,7 +242,7 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
     story = "".join(
         f"<li>{_swatch(colours.get(str(v.get('label')), '#777777'))}"
         f"<strong>{_e(v.get('label', ''))}</strong>{_badge(v.get('diagnosis', '—'))}"
-        f"{_e(v.get('sentence', ''))}</li>"
+        f"{_e(str(v.get('sentence', '')) + _flags_text(v))}</li>"
         for v in result.summary.get("variants", []))
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

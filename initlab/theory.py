@@ -618,3 +618,31 @@ def measured_xi_c(c: Array, c_star: Array, eps: float = 0.05) -> Array:
         slope = np.polyfit(layers, np.log(gap[k, :end]), 1)[0]
         out[k] = -1 / slope if slope < 0 else math.inf
     return out
+
+
+# ------------------------------------------------------------------------------- flags
+FLAG_RATIO = 1.5  # measurement and theory "part ways" when they differ by more than this factor
+NARROW = 100  # layers narrower than this are "narrow": mean field assumes width -> inf
+SATURATED = 0.1  # share of saturated units above which the Gaussian picture breaks down
+
+
+def theory_flags(measured: Sequence[float], predicted: Sequence[float], widths: Sequence[int],
+                 saturated: Sequence[float] | None = None) -> list[str]:
+    """Short notes where the measured Var(h[l]) at init and the theory's prediction part ways
+    (|log(measured / predicted)| > log 1.5 at some layer), each with a guess at the reason:
+    narrow layers (finite width), saturation, or else non-Gaussian / non-centred input."""
+    flags = []
+    sat = list(saturated) if saturated is not None else [0.0] * len(widths)
+    for l, (m, p) in enumerate(zip(measured, predicted, strict=False)):
+        if not (math.isfinite(m) and math.isfinite(p)) or m <= 0 or p <= 0:
+            continue
+        if abs(math.log(m / p)) <= math.log(FLAG_RATIO):
+            continue
+        if widths[l] < NARROW or (l > 0 and widths[l - 1] < NARROW):
+            why = "finite width (narrow layers)"
+        elif sat[l] > SATURATED:
+            why = f"saturation ({sat[l]:.0%} of units)"
+        else:
+            why = "non-Gaussian or non-centred input"
+        flags.append(f"layer {l + 1}: measured/theory = {m / p:.3g} ({why})")
+    return flags

@@ -10,7 +10,8 @@ from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 
 from initlab import plots, report
 
-ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png"}
+ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png",
+            "signal_propagation.png"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_all_members_diverged_does_not_crash(tmp_path):
                          diverge=[(0, s, 0) for s in range(2)])
     result.arrays["loss"][0] = np.inf
     paths = plots.save_all(result, tmp_path)
-    assert len(paths) == 5 and all(_is_png(p) for p in paths)
+    assert len(paths) == 6 and all(_is_png(p) for p in paths)
 
 
 def test_zero_epochs_and_one_seed(tmp_path):

@@ -76,7 +76,7 @@ def test_folder_has_every_file_and_tables_are_long_format(written_binary):  # no
     names = {p.name for p in out.iterdir()}
     assert names == {"config.yaml", "summary.json", "arrays.npz", "variance.csv", "loss.csv",
                      "report.md", "report.html", "loss.png", "variance.png", "histograms.png",
-                     "gradients.png", "decision_boundary.png"}
+                     "gradients.png", "decision_boundary.png", "signal_propagation.png"}
     assert _leftovers(out.parent) == []
     rows = list(csv.DictReader((out / "variance.csv").open()))
     assert set(rows[0]) == {"variant", "layer", "width", "when", "stat", "mean", "std"}
