@@ -217,6 +217,10 @@ class Config(_Strict):
         default=None, description="Checked by `initlab run` and `initlab check` (docs/check.md):"
         " [{variant?, metric, aggregate?, min | max | between | equals (+ tol)}, ...].")
 
+    sweep: dict[str, Any] | None = Field(
+        default=None, description="A grid for `initlab sweep` (docs/sweep.md); `initlab run`"
+        " trains the base config and ignores it.")
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
