@@ -12,9 +12,9 @@ Symbols (all from the resolved config and the data set's shape):
     k = optimizer state per parameter: sgd 0, momentum 1, adam 2;  b = histogram bins
 
     population  = model.population_memory_bytes(sizes, M, B_eff, dtype, optimizer)
-                = s M [P (3 + k) + B_eff (n_0 + 3 sum(hidden) + 3 n_L + 2 n_max)]
+                = s M [P (3 + k) + B_eff (n_0 + 4 sum(hidden) + 3 n_L + 2 n_max)]
                                      parameters, gradients, one update, optimizer state; the
-                                     gathered input, z, h, dL/dz of every layer, temporaries
+                                     gathered input, z, h, phi', dL/dz of every layer, temps
     snapshots   = 2 M P s + 3 M B_eff n_max 8
                                      the weights at init and before a recorded update, and
                                      float64 temporaries of the statistics of one layer

@@ -90,7 +90,48 @@ def test_population_memory_formula() -> None:
     """itemsize * M * (P * (3 + S) + batch * per-sample units), P parameters per member."""
     sizes = [784, 300, 300, 10]
     P = 784 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10
-    per_sample = 784 + 3 * 600 + 3 * 10 + 2 * 300
+    per_sample = 784 + 4 * 600 + 3 * 10 + 2 * 300
     assert population_memory_bytes(sizes, 8, 100) == 8 * 8 * (3 * P + 100 * per_sample)
     assert population_memory_bytes(sizes, 8, 100, np.float32, "adam") == \
         4 * 8 * (5 * P + 100 * per_sample)
+
+
+def _fused_tanh(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from initlab.model import _tanh
+
+    zT = np.ascontiguousarray(z)
+    h, d = np.empty_like(zT), np.empty_like(zT)
+    with np.errstate(all="ignore"):
+        _tanh(zT, h, d, None)
+    return h, d
+
+
+def test_fused_tanh_is_accurate_from_vanishing_to_saturated_units() -> None:
+    """h = u - 1 (u = 2 / (1 + exp(-2z))) is within 5e-16 of np.tanh everywhere; units whose
+    |z| stays below 2^-10 take np.tanh itself (vanishing signals keep their relative accuracy);
+    tanh' = e u^2 matches the activation's accurate formula to 1e-14 relative, out to |z| = 1e3,
+    where 1 - h^2 would have cancelled to 0."""
+    from initlab.model import TANH_EXACT_BELOW
+
+    rng = np.random.default_rng(11)
+    scales = np.array([1e-12, 1e-6, TANH_EXACT_BELOW / 4, 0.01, 0.3, 1.0, 3.0, 30.0, 400.0])
+    z = rng.normal(size=(3, len(scales), 257)) * scales[None, :, None]
+    z[0, -1, :4] = [1e3, -1e3, 355.0, -355.0]  # beyond exp's range unless clipped
+    h, d = _fused_tanh(z)
+    ref_h, ref_d = np.tanh(z), get_activation("tanh").dphi(z)
+    assert np.abs(h - ref_h).max() <= 5e-16
+    small = np.abs(z).max(axis=2) < TANH_EXACT_BELOW
+    assert small.sum() == 9 and (h[small] == ref_h[small]).all()
+    ok = ref_d > 1e-300  # tanh'(z) = 4 e^(-2|z|) below 1e-300 (|z| > 345) is ~0 either way
+    np.testing.assert_allclose(d[ok], ref_d[ok], rtol=1e-14)
+    assert (d[~ok] <= 1e-300).all() and (d >= 0).all()
+    assert (np.abs(h[0, -1, :4]) == 1).all()
+
+
+def test_fused_tanh_handles_non_finite_inputs() -> None:
+    z = np.array([[np.inf, -np.inf, np.nan, 0.0, 2.0]])[None]
+    h, d = _fused_tanh(z)
+    np.testing.assert_array_equal(h[0, 0, :2], [1.0, -1.0])
+    assert np.isnan(h[0, 0, 2]) and np.isnan(d[0, 0, 2])
+    assert d[0, 0, 0] == 0 and d[0, 0, 1] < 1e-300 and d[0, 0, 3] == 1.0
+    np.testing.assert_allclose(h[0, 0, 3:], np.tanh([0.0, 2.0]), rtol=1e-15)

@@ -395,8 +395,8 @@ def test_memory_estimate_follows_the_formula() -> None:
     P = 2 * 4 + 4 + 4 * 3 + 3 + 3 * 1 + 1
     assert plan.sizes == sizes and plan.params_per_member == P == 31
     # sgd: no optimizer state; full batch B = 40; 3 copies of params; per sample:
-    # n_in + 3 sum(hidden) + 3 n_out + 2 n_max
-    assert plan.parts["population"] == s * M * (3 * P + 40 * (2 + 3 * 7 + 3 * 1 + 2 * 4))
+    # n_in + 4 sum(hidden) + 3 n_out + 2 n_max
+    assert plan.parts["population"] == s * M * (3 * P + 40 * (2 + 4 * 7 + 3 * 1 + 2 * 4))
     assert plan.parts["snapshots"] == 2 * M * P * s + 3 * M * 40 * 4 * 8
     assert plan.records == 2 and plan.steps == 5
     assert plan.parts["statistics"] == 3 * 8 * 2 * M * 3 * (11 + 2 * 50)
