@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from initlab import losses as L
 from initlab.errors import UnknownNameError
 from initlab.losses import LOSSES, Loss, accuracy, get_loss, predict_proba
 
@@ -232,3 +233,182 @@ def test_any_logits_are_warning_free(n: int, data: st.DataObject) -> None:
     for loss, dz in ((lb, db), (lc, dc)):
         assert not np.isnan(loss).any() and (loss >= 0).all()
         assert np.isfinite(dz).all()
+
+
+# --- fast paths against the careful forms they were derived from -------------------------------
+# _bce / _softmax_ce take a fast path (one exp, arithmetic selects, in place) and redo members
+# with a non-finite fast loss by _bce_careful / _softmax_ce_careful, the earlier implementations,
+# kept as they were. Here: fast == careful on finite logits of many scales (bitwise for bce with
+# hard labels), and members with inf / NaN logits get the careful values.
+
+SCALES = [1e-3, 1e-1, 1.0, 10.0, 100.0, 1e3]
+
+
+def _ref_mse(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mse before the in-place rewrite."""
+    n = z.shape[1] * z.shape[2]
+    yy = np.asarray(y)
+    if yy.ndim == 1 or (yy.ndim == 2 and z.shape[2] == 1 and yy.shape == z.shape[:2]):
+        yy = yy[..., None]
+    r = z - np.broadcast_to(yy, z.shape)
+    loss = np.sum(r * r / n, axis=(1, 2))
+    return loss.astype(z.dtype, copy=False), (2 * (r / n)).astype(z.dtype, copy=False)
+
+
+def _bce_targets(rng: np.random.Generator, M: int, B: int, K: int, kind: str) -> np.ndarray:
+    lead = (M, B) if kind.startswith("member") else (B,)
+    shape = (*lead, K) if K > 1 else lead
+    if kind.endswith("soft"):
+        return rng.uniform(0, 1, shape)
+    if kind.endswith("int"):
+        return rng.integers(0, 2, shape)
+    return rng.integers(0, 2, shape).astype(float)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize("kind", ["shared", "shared_int", "shared_soft", "member", "member_soft"])
+def test_bce_fast_equals_careful(scale: float, K: int, kind: str) -> None:
+    rng = np.random.default_rng(int(scale * 1000) + K)
+    M, B = 6, 40
+    z = rng.normal(0, scale, (M, B, K))
+    y = _bce_targets(rng, M, B, K, kind)
+    loss, dz = L._bce(z, y)
+    ref, dref = L._bce_careful(z, y)
+    assert loss.dtype == dz.dtype == np.float64 and dz.shape == z.shape
+    np.testing.assert_array_equal(dz, dref)  # sigmoid and (p - y) / n: the same operations
+    if kind.endswith("soft"):
+        np.testing.assert_allclose(loss, ref, rtol=1e-14, atol=0)
+    else:
+        np.testing.assert_array_equal(loss, ref)  # hard labels: the same terms, bitwise
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("K", [2, 3, 10, 40])
+@pytest.mark.parametrize("per_member", [False, True], ids=["shared", "per_member"])
+def test_softmax_ce_fast_equals_careful(scale: float, K: int, per_member: bool) -> None:
+    rng = np.random.default_rng(int(scale * 1000) + K)
+    M, B = 5, 30
+    z = rng.normal(0, scale, (M, B, K))
+    y = rng.integers(0, K, (M, B) if per_member else B)
+    loss, dz = L._softmax_ce(z, y)
+    ref, dref = L._softmax_ce_careful(z, y)
+    # sum of exp in another order, exp(s) / S rather than exp(s - log S): a few ulps of 1
+    np.testing.assert_allclose(loss, ref, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dz, dref, rtol=1e-13, atol=1e-15 / B)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("per_member", [False, True], ids=["shared", "per_member"])
+def test_mse_equals_reference(scale: float, per_member: bool) -> None:
+    rng = np.random.default_rng(int(scale * 1000))
+    M, B, K = 4, 20, 3
+    z = rng.normal(0, scale, (M, B, K))
+    y = rng.normal(0, scale, (M, B, K) if per_member else (B, K))
+    for got, want in zip(L._mse(z, y), _ref_mse(z, y)):
+        np.testing.assert_array_equal(got, want)
+    y1 = rng.normal(size=B)  # (B,) targets of a single output
+    for got, want in zip(L._mse(z[..., :1], y1), _ref_mse(z[..., :1], y1)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_float32_fast_equals_careful() -> None:
+    rng = np.random.default_rng(8)
+    z = rng.normal(0, 4, (4, 50, 1)).astype(np.float32)
+    for y in (rng.integers(0, 2, 50), rng.integers(0, 2, 50).astype(np.float64)):
+        loss, dz = L._bce(z, y)
+        ref, dref = L._bce_careful(z, y)
+        assert loss.dtype == dz.dtype == np.float32
+        np.testing.assert_array_equal(loss, ref)
+        np.testing.assert_array_equal(dz, dref)
+    soft = rng.uniform(0, 1, (50, 1))
+    np.testing.assert_allclose(L._bce(z, soft)[0], L._bce_careful(z, soft)[0], rtol=1e-6)
+    z = rng.normal(0, 4, (4, 50, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, 50)
+    loss, dz = L._softmax_ce(z, labels)
+    ref, dref = L._softmax_ce_careful(z, labels)
+    assert loss.dtype == dz.dtype == np.float32
+    np.testing.assert_allclose(loss, ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dz, dref, rtol=1e-5, atol=1e-8)
+    y = rng.normal(size=(50, 5))  # float64 targets: computed in float64, returned as float32
+    for got, want in zip(L._mse(z, y), _ref_mse(z, y)):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
+def _sprinkle(rng: np.random.Generator, z: np.ndarray, members: list[int]) -> np.ndarray:
+    """z with inf, -inf and NaN logits in the given members."""
+    z = z.copy()
+    for m, v in zip(members, [np.inf, -np.inf, np.nan, np.inf]):
+        idx = rng.choice(z[m].size, size=3, replace=False)
+        z[m].flat[idx] = v
+    return z
+
+
+@pytest.mark.parametrize("name, K", [("bce", 1), ("bce", 3), ("softmax_ce", 4)])
+def test_non_finite_members_get_the_careful_values(name: str, K: int) -> None:
+    """Members with inf/NaN logits (a diverged member's NaN outputs, say) are redone by the careful
+    form; the other members keep their fast values; no RuntimeWarning."""
+    rng = np.random.default_rng(21)
+    M, B = 6, 12
+    fast, careful = {"bce": (L._bce, L._bce_careful),
+                     "softmax_ce": (L._softmax_ce, L._softmax_ce_careful)}[name]
+    z = rng.normal(0, 3, (M, B, K))
+    y = (rng.integers(0, K, (M, B)) if name == "softmax_ce"
+         else rng.integers(0, 2, (M, B, K) if K > 1 else (M, B)).astype(float))
+    clean_loss, clean_dz = fast(z, y)
+    z = _sprinkle(rng, z, [1, 2, 4, 5])
+    if name == "softmax_ce":  # a row whose labelled logit is -inf (loss inf), and whole inf rows
+        z[1, 0, y[1, 0]] = -np.inf
+        z[2, 1, :] = -np.inf
+        z[5, 2, :] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, dz = fast(z, y)
+        ref, dref = careful(z, y)
+    np.testing.assert_array_equal(loss, ref)
+    np.testing.assert_array_equal(dz[[1, 2, 4, 5]], dref[[1, 2, 4, 5]])
+    np.testing.assert_array_equal(loss[[0, 3]], clean_loss[[0, 3]])
+    np.testing.assert_array_equal(dz[[0, 3]], clean_dz[[0, 3]])
+    assert np.isnan(loss[4]) and np.isnan(dz[4]).any()  # NaN logits: NaN, as ever
+
+
+def test_softmax_ce_minus_inf_logits_need_no_redo() -> None:
+    """-inf logits in rows with a finite max stay on the fast path: exp(s) = 0 there, as in
+    the careful form."""
+    z = np.array([[[-np.inf, 1.0, 2.0], [0.5, -np.inf, -np.inf], [1.7e308, -1.7e308, 0.0]]])
+    y = np.array([2, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, dz = L._softmax_ce(z, y)
+    ref, dref = L._softmax_ce_careful(z, y)
+    np.testing.assert_allclose(loss, ref, rtol=1e-15)
+    np.testing.assert_allclose(dz, dref, rtol=1e-15, atol=1e-300)
+    assert dz[0, 0, 0] == 0.0 and dz[0, 1, 1] == dz[0, 1, 2] == 0.0
+
+
+def test_bce_non_finite_targets_as_careful() -> None:
+    z = np.random.default_rng(2).normal(size=(2, 4, 1))
+    for bad in (np.nan, np.inf):
+        y = np.array([0.0, 1.0, bad, 0.5])
+        with np.errstate(all="ignore"):  # inf - inf in the careful form (it always warned)
+            loss, dz = L._bce(z, y)
+            ref, dref = L._bce_careful(z, y)
+        np.testing.assert_array_equal(loss, ref)
+        np.testing.assert_array_equal(dz, dref)
+
+
+def test_target_shape_errors_are_unchanged() -> None:
+    z = np.zeros((2, 4, 3))
+    msg = r"bce: targets of shape \(3, 1\) do not fit outputs \(M, B, K\) = \(2, 4, 3\)"
+    with pytest.raises(ValueError, match=msg):
+        L._bce(z, np.zeros(3))
+    with pytest.raises(ValueError, match=r"targets of shape \(2, 4, 3, 1\) do not fit"):
+        L._bce(z, np.zeros((2, 4, 3, 1)))
+    with pytest.raises(ValueError, match=r"targets of shape \(3, 4, 3\) do not fit"):
+        L._mse(z, np.zeros((3, 4, 3)))
+    with pytest.raises(ValueError, match=r"targets of shape \(4, 2\) do not fit"):
+        L._bce(np.zeros((2, 4, 1)), np.zeros((4, 2)))  # (B, M): not (M, B)
+    with pytest.raises(ValueError, match=r"labels must have shape \(B,\) or \(M, B\)"):
+        L._softmax_ce(z, np.zeros((2, 4, 1), dtype=int))
+    assert L._bce(np.zeros((2, 0, 1)), np.zeros(0))[0].tolist() == [0.0, 0.0]  # empty batch
