@@ -4,37 +4,54 @@
     cfg.model.sizes(2, 1) == [2, 6, 3, 1];  cfg.resolved() -> plain dict;  config_hash(cfg)
 
 Three passes, and every problem of all three is reported at once (`ConfigError(problems)`):
-  1. read: `yaml.compose` (no object is ever constructed from a tag) -> plain values, refusing
-     unsafe tags and duplicate keys, remembering the node of every key path;
-  2. shape: the strict pydantic models below (types, ranges, unknown keys);
-  3. names: datasets, activations, init schemes and losses against their registries.
+  1. read (initlab.yaml_positions): `yaml.compose` (no object is ever constructed from a tag)
+     -> plain values, refusing unsafe tags and duplicate keys, remembering the node of every
+     key path;
+  2. shape: the strict pydantic models below (types, ranges, unknown keys), their errors put in
+     plain words by initlab.config_problems;
+  3. names (initlab.config_problems): datasets, activations, init schemes and losses against
+     their registries.
 A problem's key path (`init.1.scale`) is walked back through the node tree to a line and column.
+`--set key.path=value` overrides are applied between reading and checking.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError, suggest
+from initlab.config_problems import check_expect, check_names, from_pydantic, kind_of, show_value
+from initlab.errors import ConfigError, Problem, UnknownNameError
+from initlab.yaml_positions import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    MERGE,
+    SCALAR_TAGS,
+    SET,
+    Found,
+    Loc,
+    Positions,
+    YamlReader,
+    read_text,
+)
 
-Loc = tuple[str | int, ...]
+__all__ = [  # the public names, some of them from initlab.yaml_positions
+    "LOSS_FOR_TASK", "MAX_DEPTH", "MAX_VALUES", "MERGE", "NAME_RE", "SCALAR_TAGS", "SET",
+    "ActivationSpec", "Config", "DataConfig", "Loc", "MeasureConfig", "ModelConfig",
+    "SchemeSpec", "TrainConfig", "Variant", "config_hash", "default_labels", "dump_yaml",
+    "load_config",
+]
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
-MAX_VALUES = 100_000  # values after alias expansion: guards against "billion laughs" documents
-MAX_DEPTH = 50
-SET = "--set"  # the `file` of problems in command-line overrides
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -292,7 +309,7 @@ def default_labels(variants: Sequence[Variant]) -> list[str]:
         if label in taken or bases.count(label) > 1:
             args = {**v.params, **({"lr": v.lr} if v.lr is not None else {})}
             if args:
-                label += "(" + ", ".join(f"{k}={_show(x)}" for k, x in args.items()) + ")"
+                label += "(" + ", ".join(f"{k}={show_value(x)}" for k, x in args.items()) + ")"
         n, unique = 2, label
         while unique in taken:
             unique, n = f"{label} #{n}", n + 1
@@ -312,169 +329,6 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)
 
-
-# ---------------------------------------------------------------- reading YAML (pass 1)
-
-_TAG = "tag:yaml.org,2002:"
-SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
-MERGE = _TAG + "merge"
-
-
-@dataclass
-class _Found:
-    """A problem known by its key path; `_Positions` turns it into a positioned Problem."""
-
-    loc: Loc
-    message: str
-    expected: str | None = None
-    suggestion: str | None = None
-    at_key: bool = False  # point at the key (unknown key) rather than at its value
-
-
-class _TooLarge(Exception):
-    def __init__(self, node: yaml.Node):
-        self.node = node
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads 1e-3 as a number (YAML 1.2; PyYAML's 1.1 wants 1.0e-3)."""
-
-
-_Loader.add_implicit_resolver(
-    _TAG + "float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
-def _safe_tag(node: yaml.Node) -> bool:
-    if isinstance(node, yaml.MappingNode):
-        return node.tag == _TAG + "map"
-    if isinstance(node, yaml.SequenceNode):
-        return node.tag == _TAG + "seq"
-    return node.tag in SCALAR_TAGS
-
-
-def _short(tag: str) -> str:
-    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
-
-
-class _Reader:
-    """Plain values from `yaml.compose`'s node tree: tags other than YAML's plain types are
-    refused before anything is constructed; duplicate keys are problems; the key and value node
-    of every key path are kept for positioning."""
-
-    def __init__(self, file: str | None):
-        self.file = file
-        self.nodes: dict[Loc, tuple[yaml.Node | None, yaml.Node]] = {}
-        self.problems: list[Problem] = []
-        self.broken: set[Loc] = set()
-        self.count = 0
-        self._scalars = yaml.SafeLoader("")  # its constructor, for plain scalars only
-
-    def read(self, text: str) -> Any:
-        try:
-            root = yaml.compose(text, Loader=_Loader)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            where = f" ({e.context})" if e.context else ""
-            self.problems.append(self._problem(mark, (), f"invalid YAML: {e.problem}{where}"))
-            return None
-        except yaml.reader.ReaderError as e:
-            line = text[: e.position].count("\n") + 1
-            self.problems.append(Problem(f"invalid character {e.character!r} (line {line})",
-                                         file=self.file, expected="printable text"))
-            return None
-        except (yaml.YAMLError, RecursionError) as e:
-            message = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-            self.problems.append(Problem(message, file=self.file))
-            return None
-        if root is None:
-            return None
-        try:
-            return self.value(root, ())
-        except _TooLarge as e:
-            self.fail(e.node, (), f"nested deeper than {MAX_DEPTH} levels or more than "
-                      f"{MAX_VALUES} values (after expanding aliases)")
-            return None
-
-    def _problem(self, mark: yaml.Mark | None, loc: Loc, message: str,
-                 expected: str | None = None) -> Problem:
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-        return Problem(message, ".".join(map(str, loc)), self.file, line, col, expected)
-
-    def fail(self, node: yaml.Node, loc: Loc, message: str, expected: str | None = None) -> None:
-        self.problems.append(self._problem(node.start_mark, loc, message, expected))
-        self.broken.add(loc)
-
-    def value(self, node: yaml.Node, loc: Loc, key: yaml.Node | None = None, depth: int = 0) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES or depth > MAX_DEPTH:
-            raise _TooLarge(node)
-        self.nodes.setdefault(loc, (key, node))
-        if not _safe_tag(node):
-            self.fail(node, loc, f"tag '{_short(node.tag)}' not allowed", "plain YAML values")
-            return None
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, loc, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(n, (*loc, i), None, depth + 1) for i, n in enumerate(node.value)]
-        try:
-            return self._scalars.construct_object(node)
-        except Exception as e:  # e.g. an int of 5000 digits, a bad timestamp
-            self.fail(node, loc, f"cannot read this value: {e}")
-            return None
-
-    def mapping(self, node: yaml.MappingNode, loc: Loc, depth: int) -> dict[str, Any]:
-        pairs = [(k, v) for k, v in node.value if k.tag != MERGE]
-        explicit = len(pairs)
-        for k, v in node.value:  # `<<: *base` merges; explicit keys win
-            if k.tag == MERGE:
-                pairs += self.merged(v, (*loc, "<<"))
-        out: dict[str, Any] = {}
-        first: dict[str, yaml.Node] = {}
-        for i, (key_node, value_node) in enumerate(pairs):
-            if not isinstance(key_node, yaml.ScalarNode) or not _safe_tag(key_node):
-                self.fail(key_node, loc, "a key must be a plain name")
-                continue
-            key = str(key_node.value)
-            if key in first:
-                if i < explicit:
-                    line = first[key].start_mark.line + 1
-                    self.problems.append(self._problem(
-                        key_node.start_mark, (*loc, key), f"duplicate key '{key}' (first on "
-                        f"line {line}); YAML would silently keep only one", "each key once"))
-                continue
-            first[key] = key_node
-            out[key] = self.value(value_node, (*loc, key), key_node, depth + 1)
-        return out
-
-    def merged(self, node: yaml.Node, loc: Loc) -> list[tuple[yaml.Node, yaml.Node]]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        if not all(isinstance(s, yaml.MappingNode) for s in sources):
-            self.fail(node, loc, "'<<' merges a mapping or a list of mappings")
-            return []
-        return [(k, v) for s in sources for k, v in s.value if k.tag != MERGE]
-
-
-def _read_text(file: str) -> tuple[str, Problem | None]:
-    def fail(message: str) -> tuple[str, Problem]:
-        return "", Problem(message, file=file)
-
-    try:
-        raw = Path(file).read_bytes()
-    except FileNotFoundError:
-        return fail("no such file")
-    except IsADirectoryError:
-        return fail("this is a directory, not a config file")
-    except PermissionError:
-        return fail("cannot read the file: permission denied")
-    except OSError as e:
-        return fail(f"cannot read the file: {e.strerror or e}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        return fail(f"not UTF-8 text (byte {e.start}, line {line})")
-    return text.removeprefix("\ufeff"), None
 
 
 # ---------------------------------------------------------------- --set overrides
@@ -511,7 +365,7 @@ def _set_path(doc: dict[str, Any], parts: list[str], value: Any) -> tuple[Loc, s
                 node = node[int(part)]
         else:
             where = ".".join(map(str, loc))
-            return tuple(loc), f"'{where}' is {_kind(node)}, not a mapping or list"
+            return tuple(loc), f"'{where}' is {kind_of(node)}, not a mapping or list"
     return tuple(loc), None
 
 
@@ -523,10 +377,10 @@ def _apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> tuple[set
         key, eq, raw = str(text).partition("=")
         parts = key.strip().split(".")
         if not eq or not all(parts):
-            problems.append(Problem(f"cannot use '{_show(text)}'", file=SET,
+            problems.append(Problem(f"cannot use '{show_value(text)}'", file=SET,
                                     expected="key.path=value, e.g. train.lr=0.01"))
             continue
-        reader = _Reader(SET)
+        reader = YamlReader(SET)
         value = reader.read(raw)
         if reader.problems:
             problems += [Problem(p.message, key.strip(), SET, expected=p.expected)
@@ -542,296 +396,6 @@ def _apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> tuple[set
     return done, problems
 
 
-# ---------------------------------------------------------------- names (pass 3)
-
-
-def _choices(names: Sequence[str]) -> str:
-    return "one of: " + ", ".join(names) if names else "no parameters"
-
-
-def _core(e: Exception) -> str:
-    """An error's own message, without the 'expected'/'did you mean' tail Problem adds back."""
-    return re.split(r"; (?:expected one of|did you mean)", str(e))[0]
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _mismatch(value: Any, default: Any) -> str | None:
-    """Why `value` cannot replace a dataset parameter whose default is `default`, if it can't."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number, got {value}"
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"expected true or false, got {_got(value)}"
-    if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
-        return f"expected an integer, got {_got(value)}"
-    if isinstance(default, float) and not _is_number(value):
-        return f"expected a number, got {_got(value)}"
-    if isinstance(default, str) and not isinstance(value, str):
-        return f"expected a string, got {_got(value)}"
-    return None
-
-
-def _check_data(doc: Mapping[str, Any]) -> list[_Found]:
-    from initlab import data
-
-    spec = doc.get("data")
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        return []
-    name, common = spec["name"], ("name", "samples", "seed")
-    try:
-        accepted = dict(data.params_of(name))
-    except UnknownNameError as e:
-        return [_Found(("data", "name"), f"unknown dataset '{name}'",
-                       _choices(data.DATASETS.names()), e.suggestion)]
-    found = []
-    for key, value in spec.items():
-        if key in common:
-            continue
-        if key not in accepted:
-            found.append(_Found(("data", key), f"dataset '{name}' has no parameter '{key}'",
-                                _choices(sorted(accepted)), suggest(key, [*accepted, *common]),
-                                at_key=True))
-        elif (why := _mismatch(value, accepted[key])) is not None:
-            found.append(_Found(("data", key), why))
-    return found
-
-
-def _check_activation(doc: Mapping[str, Any]) -> tuple[list[_Found], str | None, float | None]:
-    """Problems with model.activation, and the (name, param) that the inits are checked with."""
-    from initlab.activations import ACTIVATIONS, get_activation
-
-    model = doc.get("model")
-    spec = model.get("activation", "tanh") if isinstance(model, Mapping) else None
-    loc: Loc = ("model", "activation")
-    key, param, name_loc = None, None, loc
-    if isinstance(spec, Mapping):
-        extra = [k for k in spec if k != "name"]
-        key = extra[0] if len(extra) == 1 else None
-        param = spec[key] if key is not None and _is_number(spec[key]) else None
-        spec, name_loc = spec.get("name"), (*loc, "name")
-    if not isinstance(spec, str) or (isinstance(param, float) and not math.isfinite(param)):
-        return [], None, None  # the shape check reports it
-    try:
-        act = get_activation(spec, param)
-    except UnknownNameError as e:
-        return [_Found(name_loc, f"unknown activation '{spec}'", _choices(ACTIVATIONS.names()),
-                       e.suggestion)], None, None
-    except (BadParameterError, ValueError, TypeError) as e:
-        return [_Found((*loc, key) if key else loc, _core(e))], None, None
-    if key not in (None, "param", act.param_name):
-        allowed = [act.param_name] if act.param_name else []
-        return [_Found((*loc, key), f"activation '{act.name}' has no parameter '{key}'",
-                       " or ".join([*allowed, "param"]) if allowed else "no parameter",
-                       suggest(key, allowed), at_key=True)], act.name, act.param
-    return [], act.name, act.param
-
-
-def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
-                  activation_param: float | None, keys: Sequence[str] = ()) -> list[_Found]:
-    """One init spec {scheme, **params} against `inits.resolve`; `keys`: its other keys."""
-    from initlab import inits
-
-    scheme = spec.get("scheme")
-    if not isinstance(scheme, str):
-        return []  # the shape check reports it
-    bad = [k for k, x in spec.items() if isinstance(x, float) and not math.isfinite(x)]
-    if bad:
-        return [_Found((*loc, k), f"must be a finite number, got {spec[k]}") for k in bad]
-    try:
-        inits.resolve(dict(spec), activation=activation, activation_param=activation_param)
-    except UnknownNameError as e:
-        if e.name == scheme:
-            return [_Found((*loc, "scheme"), f"unknown init scheme '{scheme}'",
-                           _choices(inits.INITS.names()), e.suggestion)]
-        key = next((k for k, x in spec.items() if k != "scheme" and x == e.name), None)
-        return [_Found((*loc, key) if key else loc, f"unknown {e.kind} '{e.name}'",
-                       _choices(e.choices), e.suggestion)]
-    except BadParameterError as e:
-        known = e.param in spec
-        unknown_key = known and e.param not in inits.scheme_params(scheme)
-        core, hint = _core(e), e.suggestion
-        expected = _choices(e.choices) if e.choices and "one of" not in core else None
-        if unknown_key:  # a typo of label/bias/lr counts too
-            allowed = [*inits.scheme_params(scheme), *keys]
-            expected, hint = _choices(allowed), suggest(e.param, allowed)
-        return [_Found((*loc, e.param) if known else loc, core, expected, hint, unknown_key)]
-    except Exception as e:  # any other refusal, in the user's words
-        return [_Found(loc, f"cannot use this init: {e}")]
-    return []
-
-
-def _check_init(doc: Mapping[str, Any], activation: str | None,
-                activation_param: float | None) -> list[_Found]:
-    variants = doc.get("init")
-    found: list[_Found] = []
-    labels: dict[str, int] = {}
-    for i, v in enumerate(variants if isinstance(variants, list) else []):
-        if not isinstance(v, Mapping):
-            continue
-        weight = {k: x for k, x in v.items() if k not in ("label", "bias", "lr")}
-        found += _check_scheme(weight, ("init", i), activation, activation_param,
-                               ("label", "bias", "lr"))
-        bias = {"scheme": v["bias"]} if isinstance(v.get("bias"), str) else v.get("bias")
-        if isinstance(bias, Mapping):
-            found += _check_scheme(bias, ("init", i, "bias"), activation, activation_param)
-        label = v.get("label")
-        if isinstance(label, str) and label in labels:
-            found.append(_Found(("init", i, "label"), f"duplicate label '{label}' (init."
-                                f"{labels[label]} has it too)", "a different label per variant"))
-        elif isinstance(label, str):
-            labels[label] = i
-    return found
-
-
-def _check_loss(doc: Mapping[str, Any]) -> list[_Found]:
-    from initlab.losses import LOSSES
-
-    train = doc.get("train")
-    loss = train.get("loss") if isinstance(train, Mapping) else None
-    if not isinstance(loss, str) or loss == "auto" or loss in LOSSES:
-        return []
-    names = ["auto", *LOSSES.names()]
-    return [_Found(("train", "loss"), f"unknown loss '{loss}'", _choices(names),
-                   suggest(loss, ["auto", *LOSSES.all_names()]))]
-
-
-def _check_names(doc: Mapping[str, Any]) -> list[_Found]:
-    """Pass 3; a registry module that cannot be imported skips only its own check."""
-    found: list[_Found] = []
-    with suppress(ImportError):
-        found += _check_data(doc)
-    with suppress(ImportError):
-        found += _check_loss(doc)
-    activation, param = "tanh", None  # a bad activation is reported once: check inits as tanh
-    with suppress(ImportError):
-        act_found, name, value = _check_activation(doc)
-        found += act_found
-        if name is not None:
-            activation, param = name, value
-    with suppress(ImportError):
-        found += _check_init(doc, activation, param)
-    return found
-
-
-def _check_expect(doc: Mapping[str, Any], cfg: Config | None) -> list[_Found]:
-    """`expect:` entries (initlab.check): keys, metric paths, one bound; variant labels once
-    `init` is valid. Entries that are not mappings are left to the shape check."""
-    entries = doc.get("expect")
-    if not isinstance(entries, list):
-        return []
-    from initlab.check import parse_expectations
-
-    init = doc.get("init")
-    labels = [v.label or "" for v in cfg.init] if cfg is not None else (
-        [v["label"] for v in init] if isinstance(init, list) and all(
-            isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
-    _, problems = parse_expectations(entries, labels)
-    return [_Found(("expect", p.index, p.key) if p.key else ("expect", p.index), p.message,
-                   p.expected, p.suggestion, p.at_key)
-            for p in problems if isinstance(entries[p.index], Mapping)]
-
-
-# ---------------------------------------------------------------- pydantic -> plain words
-
-TYPE_WORDS = {
-    "int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-    "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
-    "model_type": "a mapping", "model_attributes_type": "a mapping", "none_required": "null",
-}
-
-
-def _kind(value: Any) -> str:
-    words = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
-             str: "a string", list: "a list", dict: "a mapping"}
-    return words.get(type(value), type(value).__name__)
-
-
-def _got(value: Any) -> str:
-    """'a string '100'', 'an integer 5', 'null': what the user wrote, in words."""
-    shown = repr(_show(value)) if isinstance(value, str) else _show(value)
-    return "null" if value is None else f"{_kind(value)} {shown}"
-
-
-def _show(value: Any) -> str:
-    try:
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-    except ValueError:  # an int too long to print
-        text = "(a huge number)"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((m for a in get_args(annotation) if (m := _model_in(a)) is not None), None)
-
-
-def _fields_at(loc: Loc) -> list[str]:
-    """The keys allowed at `loc`, for 'did you mean' on unknown keys."""
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, str):
-            field = model.model_fields.get(part) if model is not None else None
-            model = _model_in(field.annotation) if field is not None else None
-    return [f for f in model.model_fields if f != "params"] if model is not None else []
-
-
-def _from_pydantic(err: Mapping[str, Any]) -> _Found:
-    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
-    ctx = err.get("ctx") or {}
-    if kind == "extra_forbidden":
-        fields, key = _fields_at(loc[:-1]), str(loc[-1])
-        return _Found(loc, f"unknown key '{key}'", _choices(fields), suggest(key, fields), True)
-    if kind == "missing":
-        return _Found(loc, f"missing key '{loc[-1]}'")
-    if kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return _Found(loc, f"{_show(value)!r} is not allowed" if isinstance(value, str) else
-                      f"got {_got(value)}", _choices(choices),
-                      suggest(value, choices))
-    if kind in TYPE_WORDS:
-        return _Found(loc, f"expected {TYPE_WORDS[kind]}, got {_got(value)}")
-    if kind == "finite_number":
-        return _Found(loc, f"must be a finite number, got {_show(value)}")
-    if kind == "too_short":
-        return _Found(loc, f"needs at least {ctx.get('min_length', 1)} item(s)")
-    message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
-    scalar = kind != "value_error" and (value is None or isinstance(value, str | int | float))
-    return _Found(loc, f"{message}, got {_show(value)}" if scalar else message)
-
-
-# ---------------------------------------------------------------- positions
-
-
-@dataclass
-class _Positions:
-    file: str | None
-    nodes: Mapping[Loc, tuple[yaml.Node | None, yaml.Node]]
-    overridden: set[Loc]
-
-    def mark(self, loc: Loc, at_key: bool) -> yaml.Mark | None:
-        """The deepest node on `loc`: its key if asked and exact, else its value."""
-        for n in range(len(loc), -1, -1):
-            head = loc[:n]
-            # `init: x` was made a one-element list: init.0.* lives at init.*
-            alt = ("init", *head[2:]) if head[:2] == ("init", 0) else head
-            for cand in (head, alt):
-                if cand in self.nodes:
-                    key, value = self.nodes[cand]
-                    exact = n == len(loc)
-                    return (key if at_key and exact and key is not None else value).start_mark
-        return None
-
-    def problem(self, f: _Found) -> Problem:
-        path = ".".join(map(str, f.loc))
-        if any(f.loc[: len(o)] == o for o in self.overridden):
-            return Problem(f.message, path, SET, None, None, f.expected, f.suggestion)
-        mark = self.mark(f.loc, f.at_key) if self.file is not None else None
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-        return Problem(f.message, path, self.file, line, col, f.expected, f.suggestion)
 
 
 # ---------------------------------------------------------------- load_config
@@ -857,39 +421,39 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], *,
 
     Raises ConfigError listing every problem found, each at FILE:LINE:COL when known."""
     if isinstance(source, Mapping):
-        file, default, reader = None, "config", _Reader(None)
+        file, default, reader = None, "config", YamlReader(None)
         try:
             doc: Any = _plain(source)
         except RecursionError:
             raise ConfigError([Problem("nested too deeply")]) from None
     else:
         file = os.fsdecode(source)
-        text, unreadable = _read_text(file)
+        text, unreadable = read_text(file)
         if unreadable is not None:
             raise ConfigError([unreadable])
-        default, reader = _stem_name(file), _Reader(file)
+        default, reader = _stem_name(file), YamlReader(file)
         doc = reader.read(text)
         if doc is None and not reader.problems:
             raise ConfigError([Problem("the file is empty", file=file,
                                        expected="a mapping with data, model and init")])
     if not isinstance(doc, dict):
         raise ConfigError(reader.problems or [Problem(
-            f"the top level is {_kind(doc)}", file=file, expected="a mapping of keys "
+            f"the top level is {kind_of(doc)}", file=file, expected="a mapping of keys "
             "(name, seeds, seed, dtype, data, model, init, train, measure)")])
     _normalize(doc)
     overridden, problems = _apply_overrides(doc, overrides)
     doc.setdefault("name", default)
-    found: list[_Found] = []
+    found: list[Found] = []
     cfg = None
     try:
         cfg = Config.model_validate(doc)
     except ValidationError as e:
-        found += [_from_pydantic(err) for err in e.errors(include_url=False)]
+        found += [from_pydantic(err, Config) for err in e.errors(include_url=False)]
     except RecursionError:
-        found.append(_Found((), "nested too deeply"))
-    found += _check_names(doc)
-    found += _check_expect(doc, cfg)
-    where = _Positions(file, reader.nodes, overridden)
+        found.append(Found((), "nested too deeply"))
+    found += check_names(doc)
+    found += check_expect(doc, cfg)
+    where = Positions(file, reader.nodes, overridden)
     broken = list(reader.broken)
     problems += [where.problem(f) for f in found
                  if not any(f.loc[: len(b)] == b for b in broken)]
