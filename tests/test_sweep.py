@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from initlab import sweep as sw
+from initlab import sweep_plan
 from initlab.cli import app
 from initlab.errors import ConfigError
 from initlab.experiment import run_experiment
@@ -72,7 +73,7 @@ sweep:
     assert c.config["model"]["widths"] == [4]
     assert {(tuple(c.config["model"]["widths"]), c.config["train"]["lr"]) for c in plan.cells} \
         == {((4,), 0.1), ((5, 5), 0.05)}  # zipped: never (4,) with 0.05
-    assert sw._range({"range": [5, 50, 10]}) == list(range(5, 51, 5))
+    assert sweep_plan._range({"range": [5, 50, 10]}) == list(range(5, 51, 5))
     assert len({c.id for c in plan.cells}) == len(plan.cells)
 
 
@@ -177,6 +178,23 @@ def test_run_resume_force_failures_and_lock(tmp_path, monkeypatch):
     with sw.lock(out):
         r = runner.invoke(app, ["sweep", str(cfg), "--out", str(out), "--workers", "0", "-q"])
     assert r.exit_code == 1 and "another sweep is writing" in r.stderr
+
+
+def test_inline_runs_one_population_at_a_time(tmp_path, monkeypatch):
+    """`--workers 0`: a population's cells are written and reported before the next one runs."""
+    plan = sw.make_plan(str(write(tmp_path, TINY + "sweep:\n  model.widths: [[3], [4]]\n")))
+    assert len(plan.populations) == 2
+    events: list[str] = []
+    real = sw.run_population
+
+    def recorded(task):
+        events.append("run")
+        return real(task)
+
+    monkeypatch.setattr(sw, "run_population", recorded)
+    for o in sw.run_plan(plan, tmp_path / "out", workers=0):
+        events.append(o.status)
+    assert events == ["run", "done", "run", "done"]
 
 
 def test_local_processes_and_dask_give_identical_numbers(tmp_path):
