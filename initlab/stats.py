@@ -3,11 +3,35 @@
 Every statistic is an (M, L) array: member m, weight layer l = 1..L at column l-1. Variances
 are taken over the batch and the layer's units together. Histograms use fixed bins, the same
 for every layer, member and step, so they can be compared side by side.
+
+Recording runs every few training steps, so it is written for speed (same numbers as the
+straightforward numpy version: tests/test_stats_speed.py). An array is read as X (M, U, B): the
+(M, width, B) buffer the engine's (M, B, width) arrays are views of (rows = units), and a small
+float64 net's layers all packed into one such array (a copy; segments = layers), so that a few
+NumPy calls serve every layer. X is read once, in blocks of about BLOCK values (whole members
+where they fit) whose statistics are all taken while the block is in the CPU cache, in work
+buffers kept in a Workspace from one call to the next:
+  - mean and variance: each row r gets s_r = sum x and M2_r = sum (x - s_r / B)^2 (two passes
+    over the cached block, the second a BLAS dot); a segment combines its rows exactly
+    (Chan et al.): mean = sum_r s_r / n, M2 = sum_r M2_r + B sum_r (s_r / B - mean)^2,
+    var = M2 / n (no E[x^2] - E[x]^2 cancellation; where that is inf/NaN, numpy's .var).
+    float32: numpy's own .mean and .var, to the bit;
+  - the histogram of h: bin = floor(a nb / (e_nb - e_0) - e_0 nb / (e_nb - e_0)) clipped to the
+    end bins, every (member, layer) counted by one np.bincount (NaN into a dropped bin). A value
+    within ~1e-15 of a bin edge may fall on the other side of it than (a - e_0) / (e_nb - e_0) nb
+    puts it (a = 0 is exact);
+  - the histogram of log10 |dL/dz| takes no logarithm (NumPy's float64 log10 is scalar libm):
+    |a| <= |b| exactly when their IEEE bit patterns compare so, so the bin is read from a table
+    indexed by the float's top bits (sign, exponent, 4 mantissa bits), plus one where a bin
+    edge lies inside that table cell and the float's bits are at or above the edge's. The
+    edges' bit patterns are found once by bisection on np.log10 itself: the counts are exactly
+    those of np.log10 and the histogram.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,6 +46,7 @@ STATS = (
 )
 SATURATION_MARGIN = 0.03  # |h| within 3% of the bound (tanh: |h| > 0.97, as in makemore)
 DZ_LOG10_RANGE = (-12.0, 2.0)  # histogram of log10 |dL/dz|; smaller magnitudes fall in bin 0
+BLOCK = 1 << 16  # elements per block: a block and its work buffers stay in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -52,26 +77,323 @@ def _flat(a: Array) -> Array:
     return a.reshape(a.shape[0], -1)
 
 
+Workspace = dict  # work buffers kept from one call to the next: {key: array}
+
+
+class _Scratch:
+    """Work buffers, grown on demand and reused from one block to the next, and from one call
+    to the next when kept in a Workspace (fresh memory costs page faults: ~1 ms per 4 MB)."""
+
+    def __init__(self, ws: Workspace | None = None) -> None:
+        self._bufs: Workspace = {} if ws is None else ws
+
+    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype | type) -> Array:
+        dt = np.dtype(dtype)
+        n = int(np.prod(shape))
+        buf = self._bufs.get((key, dt))
+        if buf is None or buf.size < n:
+            buf = self._bufs[(key, dt)] = np.empty(max(n, 1024), dt)
+        return buf[:n].reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# bins
+
+
+class _HBins:
+    """Bin index of every value over the uniform `edges`: floor((a - e_0) nb / (e_nb - e_0))
+    clipped to 0..nb-1 (+-inf into the end bins); NaN (looked for only when asked) gets nb, a
+    bin that is dropped. Work buffers of `shape` (the largest block), sliced for smaller ones."""
+
+    def __init__(self, edges: Array, scratch: _Scratch, shape: tuple[int, ...]) -> None:
+        nb = len(edges) - 1
+        self.nb = float(nb)
+        self.scale = np.float64(nb / (edges[-1] - edges[0]))
+        self.shift = np.float64((0.0 - edges[0]) / (edges[-1] - edges[0]) * nb)  # a = 0: exact
+        self.pos = scratch.get("pos", shape, np.float64)
+        self.idx = scratch.get("idx", shape, np.intp)
+
+    def __call__(self, blk: Array, nan: bool) -> Array:
+        R, u = blk.shape[:2]
+        pos, idx = self.pos[:R, :u], self.idx[:R, :u]
+        np.multiply(blk, self.scale, out=pos)
+        np.add(pos, self.shift, out=pos)
+        np.clip(pos, 0.0, self.nb - 1.0, out=pos)
+        if nan:
+            np.copyto(pos, self.nb, where=np.isnan(pos))
+        np.copyto(idx, pos, casting="unsafe")
+        return idx
+
+
+# float dtype -> (signed, unsigned integer dtypes of its size, mantissa bits)
+_INT: dict[np.dtype, tuple[np.dtype, np.dtype, int]] = {
+    np.dtype(np.float64): (np.dtype(np.int64), np.dtype(np.uint64), 52),
+    np.dtype(np.float32): (np.dtype(np.int32), np.dtype(np.uint32), 23)}
+CELL_MANTISSA_BITS = 4  # a table cell spans at most 2^(1/16): 0.019 decades, a bin 0.28
+
+
+def _log10_abs_bin_of(mag_bits: Array, edges: Array, dtype: np.dtype) -> Array:
+    """The bin of log10 |a| for the non-negative a with these bits, exactly as np.log10 and the
+    histogram compute it (the reference definition, on the very same np.log10)."""
+    nb = len(edges) - 1
+    v = np.log10(mag_bits.astype(_INT[dtype][0]).view(dtype))
+    pos = (np.where(True, v, edges[0]) - edges[0]) / (edges[-1] - edges[0]) * nb
+    return np.clip(pos, 0, nb - 1).astype(np.int64)
+
+
+@lru_cache(maxsize=16)
+def _log10_abs_tables(edges_key: tuple[float, ...], dtype_str: str
+                      ) -> tuple[int, Array, Array] | None:
+    """(shift, lo, cut): the value with bits b (unsigned view u, signed view s) falls in bin
+    lo[c] + (s >= cut[c]) of log10 |a|, c = u >> shift (cells of negative numbers come after
+    the positive ones); NaN in bin nb. None when a bin is narrower than a cell."""
+    edges = np.array(edges_key)
+    dtype = np.dtype(dtype_str)
+    itype, _, mant = _INT[dtype]
+    nbits = 8 * dtype.itemsize
+    nb = len(edges) - 1
+    inf_bits = int(np.array(np.inf, dtype).view(itype))
+    with np.errstate(all="ignore"):
+        # thr[k-1] = the smallest magnitude bit pattern in bin >= k, by bisection, all k at once
+        k = np.arange(1, nb)
+        lo, hi = np.zeros(nb - 1, np.int64), np.full(nb - 1, inf_bits, np.int64)
+        while (lo < hi).any():
+            mid = lo + (hi - lo) // 2
+            ok = _log10_abs_bin_of(mid, edges, dtype) >= k
+            hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid + 1)
+    thr = hi
+    shift = mant - CELL_MANTISSA_BITS
+    start = np.arange(1 << (nbits - 1 - shift), dtype=np.int64) << shift  # positive cells
+    first = np.searchsorted(thr, start, side="right")  # the bin of the cell's first value
+    last = np.searchsorted(thr, start + ((1 << shift) - 1), side="right")
+    inf_cell = inf_bits >> shift
+    if (last[:inf_cell] - first[:inf_cell] > 1).any():
+        return None  # two edges in one cell
+    cut = np.where(last > first, thr[np.minimum(first, nb - 2)], start + (1 << shift))
+    cut[inf_cell] = inf_bits + 1  # +-inf: bin nb-1; the NaNs beyond: nb
+    first[inf_cell + 1:], cut[inf_cell + 1:] = nb - 1, start[inf_cell + 1:]  # NaN: nb
+    # negative numbers: the same bins; their signed bit patterns are the magnitude's - 2^(n-1)
+    lo_tab = np.concatenate([first, first]).astype(np.intp)
+    cut_tab = np.concatenate([cut, cut + np.int64(np.iinfo(itype).min)]).astype(itype)
+    return shift, lo_tab, cut_tab
+
+
+class _DzBins:
+    """Bin index of log10 |a| over the uniform `edges` (0: bin 0; +-inf: nb-1; NaN: nb, a bin
+    that is dropped), from the bit patterns where the dtype allows (module docstring), else
+    by np.log10 and _HBins."""
+
+    def __init__(self, edges: Array, dtype: np.dtype, scratch: _Scratch,
+                 shape: tuple[int, ...]) -> None:
+        self.tables = (_log10_abs_tables(tuple(edges.tolist()), dtype.str)
+                       if dtype in _INT else None)
+        if self.tables is None:
+            self.linear = _HBins(edges, scratch, shape)
+            return
+        self.itype, self.utype, _ = _INT[dtype]
+        self.ucell = scratch.get("cell", shape, np.uint64)
+        self.cut = scratch.get("cut", shape, self.itype)
+        self.above = scratch.get("above", shape, bool)
+        self.idx = scratch.get("idx", shape, np.intp)
+
+    def __call__(self, blk: Array, nan: bool) -> Array:
+        if self.tables is None:
+            return self.linear(np.log10(np.abs(blk)), True)
+        shift, lo_tab, cut_tab = self.tables
+        R, u = blk.shape[:2]
+        ucell, cut, above, idx = (self.ucell[:R, :u], self.cut[:R, :u], self.above[:R, :u],
+                                  self.idx[:R, :u])
+        np.right_shift(blk.view(self.utype), shift, out=ucell, casting="unsafe")
+        cell = ucell.view(np.intp)  # < 2^63: the same numbers
+        np.take(cut_tab, cell, out=cut, mode="clip")
+        np.greater_equal(blk.view(self.itype), cut, out=above)
+        np.take(lo_tab, cell, out=idx, mode="clip")
+        np.add(idx, above, out=idx)
+        return idx
+
+
+# ---------------------------------------------------------------------------------------------
+# one pass over an array: every statistic block by block
+
+
+@dataclass
+class _Summary:
+    """Statistics of each (member, segment): mean, var (M, S); hist (M, S, nb); saturated, dead
+    (M, S), the last two only where asked for."""
+
+    mean: Array
+    var: Array
+    hist: Array | None = None
+    saturated: Array | None = None
+    dead: Array | None = None
+
+
+def _units(a: Array) -> tuple[Array, bool]:
+    """An (M, B, width) array as X (M, U, B') with contiguous rows, no copy where possible, and
+    whether X's axis 1 are the units (X = a's (M, width, B) base) or the samples (X = a)."""
+    t = np.swapaxes(a, 1, 2)
+    if t.flags.c_contiguous:
+        return t, True
+    if a.flags.c_contiguous:
+        return a, False
+    return np.ascontiguousarray(t), True
+
+
+def _blocks(M: int, U: int, B: int) -> list[tuple[int, int, int, int]]:
+    """(r0, r1, u0, u1) blocks of an (M, U, B) array of about BLOCK elements: several whole
+    members to a block where a member fits, else rows u0:u1 of one member."""
+    if U * B <= BLOCK:
+        R = max(1, BLOCK // max(U * B, 1))
+        return [(r, min(M, r + R), 0, U) for r in range(0, M, R)]
+    k = max(1, BLOCK // max(B, 1))
+    return [(r, r + 1, u, min(U, u + k)) for r in range(M) for u in range(0, U, k)]
+
+
+def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None = None,
+          dz_edges: Array | None = None, bounds: tuple[float, float] | None = None,
+          dead: bool = False) -> _Summary:
+    """Statistics of the segments of X (M, U, B): segment j is rows starts[j]..starts[j+1]-1 of
+    each member (a layer). Mean and variance as numpy's .mean and .var of the segment; with
+    `h_edges` the histogram of X, with `dz_edges` the histogram of log10 |X|; with `bounds`
+    (lo, hi) the fraction of X <= lo + margin or >= hi - margin; with `dead` (X's rows are the
+    units of z) the fraction of rows with every z <= 0.
+
+    Block by block each row r gets its sum s_r and M2_r = sum (x - s_r / B)^2; a segment then
+    combines its rows exactly (Chan et al.): mean = sum_r s_r / n and
+    M2 = sum_r M2_r + B sum_r (s_r / B - mean)^2, var = M2 / n (n = rows * B)."""
+    M, U, B = X.shape
+    S = len(starts)
+    widths = np.diff(np.append(starts, U))
+    seg = np.repeat(np.arange(S), widths)
+    blocks = _blocks(M, U, B)
+    Rmax, umax = max(r1 - r0 for r0, r1, _, _ in blocks), max(u1 - u0 for _, _, u0, u1 in blocks)
+    shape = (Rmax, umax, B)
+    sums = np.empty((M, U), X.dtype)
+    m2 = np.zeros((M, U), X.dtype)
+    dev = scratch.get("dev", shape, X.dtype) if B > 1 else None
+    edges = h_edges if h_edges is not None else dz_edges
+    nb = 0 if edges is None else len(edges) - 1
+    hist = np.zeros((M, S, nb + 1), np.intp) if edges is not None else None
+    binner: _HBins | _DzBins | None = None
+    if h_edges is not None:
+        binner = _HBins(h_edges, scratch, shape)
+    elif dz_edges is not None:
+        binner = _DzBins(dz_edges, X.dtype, scratch, shape)
+    member_off = (np.arange(Rmax) * (S * (nb + 1)))[:, None, None]  # bins of block row r
+    near = np.empty((M, U), np.intp) if bounds is not None else None
+    if bounds is not None:
+        margin = SATURATION_MARGIN * (bounds[1] - bounds[0]) / 2
+        sat_lo, sat_hi = bounds[0] + margin, bounds[1] - margin
+        sat, sat2 = scratch.get("sat", shape, bool), scratch.get("sat2", shape, bool)
+    top = np.empty((M, U), X.dtype) if dead else None
+    for r0, r1, u0, u1 in blocks:
+        blk = X[r0:r1, u0:u1]
+        R, u = r1 - r0, u1 - u0
+        s = np.add.reduce(blk, axis=2)
+        sums[r0:r1, u0:u1] = s
+        if dev is not None:
+            d = np.subtract(blk, (s / B)[:, :, None], out=dev[:R, :u])
+            m2[r0:r1, u0:u1] = np.matmul(d.reshape(R * u, 1, B), d.reshape(R * u, B, 1)
+                                         ).reshape(R, u)
+        if binner is not None and hist is not None:
+            idx = binner(blk, not np.isfinite(s).all())
+            if S > 1:  # the rows' segments
+                idx += (seg[u0:u1] * (nb + 1))[None, :, None]
+            if R > 1:
+                idx += member_off[:R]
+            hist[r0:r1] += np.bincount(idx.reshape(-1), minlength=R * S * (nb + 1)
+                                       ).reshape(R, S, nb + 1)
+        if near is not None:
+            lo_ = np.less_equal(blk, sat_lo, out=sat[:R, :u])
+            lo_ |= np.greater_equal(blk, sat_hi, out=sat2[:R, :u])
+            near[r0:r1, u0:u1] = np.count_nonzero(lo_, axis=2)
+        if top is not None:
+            top[r0:r1, u0:u1] = np.max(blk, axis=2)
+    n = widths * B
+    mean = np.add.reduceat(sums, starts, axis=1) / n
+    dmean = sums / B - mean[:, seg]
+    var = (np.add.reduceat(m2, starts, axis=1)
+           + B * np.add.reduceat(dmean * dmean, starts, axis=1)) / n
+    for m, j in zip(*np.nonzero(~np.isfinite(var))):  # inf/NaN (diverged): numpy's numbers
+        var[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
+    return _Summary(
+        mean, var, None if hist is None else hist[:, :, :nb],
+        None if near is None else np.add.reduceat(near, starts, axis=1) / n,
+        None if top is None else np.add.reduceat(top <= 0, starts, axis=1) / widths)
+
+
 def _var(a: Array) -> Array:
     """Variance of each member's slice over all axes but the first: (M, ...) -> (M,)."""
-    return _flat(a).var(axis=1)
-
-
-def _std_ratio(num: Array, den: Array) -> Array:
-    d = np.sqrt(_var(den))
-    return np.where(d > 0, np.sqrt(_var(num)) / np.where(d > 0, d, 1.0), np.nan)
+    with np.errstate(all="ignore"):
+        return _scan(_flat(a)[:, None, :], np.zeros(1, np.intp), _Scratch()).var[:, 0]
 
 
 def histogram(values: Array, edges: Array) -> Array:
     """Counts per member over fixed uniform `edges`, vectorized: (M, ...) -> (M, bins).
     Out-of-range values (and +-inf) are clipped into the end bins; NaN is not counted."""
-    M, nb = values.shape[0], len(edges) - 1
-    flat = _flat(values)
-    finite = ~np.isnan(flat)
-    pos = (np.where(finite, flat, edges[0]) - edges[0]) / (edges[-1] - edges[0]) * nb
-    idx = np.clip(pos, 0, nb - 1).astype(np.int64)
-    idx += (np.arange(M) * nb)[:, None]
-    return np.bincount(idx[finite], minlength=M * nb).reshape(M, nb)
+    with np.errstate(all="ignore"):
+        return _scan(_flat(values)[:, None, :], np.zeros(1, np.intp), _Scratch(),
+                     h_edges=np.asarray(edges)).hist[:, 0]  # type: ignore[index]
+
+
+def log10_abs_histogram(values: Array, edges: Array) -> Array:
+    """histogram(np.log10(np.abs(values)), edges), without the logarithm: (M, ...) -> (M, bins)
+    (0 in bin 0, +-inf in the last, NaN not counted)."""
+    with np.errstate(all="ignore"):
+        return _scan(_flat(values)[:, None, :], np.zeros(1, np.intp), _Scratch(),
+                     dz_edges=np.asarray(edges)).hist[:, 0]  # type: ignore[index]
+
+
+def _std_ratio(var_num: Array, var_den: Array) -> Array:
+    """std(num) / std(den) from the variances; NaN where std(den) is not > 0."""
+    d = np.sqrt(var_den)
+    return np.where(d > 0, np.sqrt(var_num) / np.where(d > 0, d, 1.0), np.nan)
+
+
+PACK = 1 << 19  # nets with at most this many z values in all: every layer in one pass
+
+
+def _pack(arrays: list[Array], scratch: _Scratch, key: str) -> tuple[Array, Array, bool]:
+    """Layers' (M, B, width) arrays as one (M, U, B) array X with the layers' units one after
+    another (a copy), or a single array's view (_units); with the layers' first rows in X and
+    whether X's rows are units."""
+    if len(arrays) == 1:
+        X, by_unit = _units(arrays[0])
+        return X, np.zeros(1, np.intp), by_unit
+    widths = [a.shape[2] for a in arrays]
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+    M, B = arrays[0].shape[:2]
+    X = scratch.get(key, (M, sum(widths), B), arrays[0].dtype)
+    np.concatenate([np.swapaxes(a, 1, 2) for a in arrays], axis=1, out=X)
+    return X, starts, True
+
+
+def _layer_groups(pop: Population, trace: Trace) -> list[list[int]]:
+    """Layers scanned together: all of a small float64 net (one pass, few NumPy calls), else
+    one at a time (float32: mean and var are numpy's own, to the bit)."""
+    L = pop.L
+    small = sum(z.size for z in trace.zs) <= PACK
+    same = all(a.dtype == np.float64 and a.ndim == 3 for a in trace.zs + trace.hs[1:])
+    return [list(range(L))] if small and same and L > 1 else [[l] for l in range(L)]
+
+
+def _weight_vars(arrays: list[Array], scratch: _Scratch) -> list[Array]:
+    """Variance (M,) of each (M, ...) array: small float64 ones all in one pass."""
+    M = arrays[0].shape[0]
+    if sum(a.size for a in arrays) <= PACK and all(a.dtype == np.float64 for a in arrays):
+        sizes = [a[0].size for a in arrays]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        X = scratch.get("weights", (M, sum(sizes), 1), np.float64)
+        np.concatenate([a.reshape(M, -1, 1) for a in arrays], axis=1, out=X)
+        var = _scan(X, starts, scratch).var
+        return [var[:, j] for j in range(len(arrays))]
+    out = []
+    for a in arrays:
+        if a.dtype == np.float64 and a.ndim == 3:
+            out.append(_scan(a, np.zeros(1, np.intp), scratch).var[:, 0])
+        else:
+            out.append(_flat(a).var(axis=1))
+    return out
 
 
 def layer_stats(
@@ -80,12 +402,14 @@ def layer_stats(
     grads: Grads,
     bins: Bins,
     updates: list[Array] | None = None,
+    ws: Workspace | None = None,
 ) -> tuple[dict[str, Array], Array, Array]:
     """Statistics of every layer: ({name: (M, L)}, hist_h (M, L, nb), hist_dz (M, L, nb)).
 
     grad_data = std(dW)/std(W); update_data = std(delta W)/std(W) for the applied update
     (NaN when `updates` is not given); dead = fraction of units with z <= 0 on the whole batch
     (ReLU family only); saturated = fraction of h within 3% of the activation's bound.
+    `ws` keeps the work buffers for the next call.
     """
     act = pop.activation
     M, L = pop.M, pop.L
@@ -93,29 +417,49 @@ def layer_stats(
     nb = len(bins.h_edges) - 1
     hist_h = np.zeros((M, L, nb), dtype=np.int64)
     hist_dz = np.zeros((M, L, nb), dtype=np.int64)
+    scratch = _Scratch(ws)
+    relu = act.family == "relu"
     with np.errstate(all="ignore"):
-        for l in range(L):
-            z, h, dz = trace.zs[l], trace.hs[l + 1], grads.dzs[l]
-            W, dW = pop.Ws[l], grads.dWs[l]
-            flat_h = _flat(h)
-            out["act_mean"][:, l] = flat_h.mean(axis=1)
-            out["act_var"][:, l] = flat_h.var(axis=1)
-            out["pre_mean"][:, l] = _flat(z).mean(axis=1)
-            out["pre_var"][:, l] = _var(z)
-            out["grad_var"][:, l] = _var(dz)
-            out["weight_grad_var"][:, l] = _var(dW)
-            out["weight_var"][:, l] = _var(W)
-            out["grad_data"][:, l] = _std_ratio(dW, W)
-            out["update_data"][:, l] = (_std_ratio(updates[2 * l], W) if updates is not None
-                                        else np.nan)
-            hidden = l < L - 1
-            if hidden and act.bounds is not None:
-                lo, hi = act.bounds
-                margin = SATURATION_MARGIN * (hi - lo) / 2
-                sat = (h <= lo + margin) | (h >= hi - margin)
-                out["saturated"][:, l] = _flat(sat).mean(axis=1)
-            if hidden and act.family == "relu":
-                out["dead"][:, l] = (z <= 0).all(axis=1).mean(axis=1)
-            hist_h[:, l] = histogram(h, bins.h_edges)
-            hist_dz[:, l] = histogram(np.log10(np.abs(dz)), bins.dz_edges)
+        for group in _layer_groups(pop, trace):
+            cols = np.array(group)
+            hidden = cols < L - 1
+            last_only = len(group) == 1 and not hidden[0]
+            h_kw = {"h_edges": bins.h_edges,
+                    "bounds": None if act.bounds is None or last_only else act.bounds}
+            Z, starts, by_unit = _pack([trace.zs[l] for l in group], scratch, "Z")
+            if last_only and trace.hs[L] is trace.zs[L - 1]:  # h[L] = z[L]: one scan
+                sz = sh = _scan(Z, starts, scratch, **h_kw)  # type: ignore[arg-type]
+            else:
+                sz = _scan(Z, starts, scratch, dead=relu and by_unit)
+                H = _pack([trace.hs[l + 1] for l in group], scratch, "H")[0]
+                sh = _scan(H, starts, scratch, **h_kw)  # type: ignore[arg-type]
+            sd = _scan(_pack([grads.dzs[l] for l in group], scratch, "D")[0], starts, scratch,
+                       dz_edges=bins.dz_edges)
+            out["act_mean"][:, cols], out["act_var"][:, cols] = sh.mean, sh.var
+            out["pre_mean"][:, cols], out["pre_var"][:, cols] = sz.mean, sz.var
+            out["grad_var"][:, cols] = sd.var
+            if Z.dtype != np.float64:  # numpy's own float32 sums, to the bit
+                for l in group:
+                    for name, a in (("act", trace.hs[l + 1]), ("pre", trace.zs[l])):
+                        flat = _flat(a)
+                        out[name + "_mean"][:, l] = flat.mean(axis=1)
+                        out[name + "_var"][:, l] = flat.var(axis=1)
+                    out["grad_var"][:, l] = _flat(grads.dzs[l]).var(axis=1)
+            if sh.saturated is not None:
+                out["saturated"][:, cols[hidden]] = sh.saturated[:, hidden]
+            if relu and sz.dead is not None:
+                out["dead"][:, cols[hidden]] = sz.dead[:, hidden]
+            elif relu and hidden.any():
+                out["dead"][:, cols[hidden]] = np.stack(
+                    [(np.max(trace.zs[l], axis=1) <= 0).mean(axis=1) for l in cols[hidden]], 1)
+            assert sh.hist is not None and sd.hist is not None
+            hist_h[:, cols], hist_dz[:, cols] = sh.hist, sd.hist
+        wv = _weight_vars(list(pop.Ws) + list(grads.dWs)
+                          + ([updates[2 * l] for l in range(L)] if updates is not None else []),
+                          scratch)
+        var_W, var_dW = np.stack(wv[:L], 1), np.stack(wv[L:2 * L], 1)
+        out["weight_var"][:], out["weight_grad_var"][:] = var_W, var_dW
+        out["grad_data"][:] = _std_ratio(var_dW, var_W)
+        out["update_data"][:] = (_std_ratio(np.stack(wv[2 * L:], 1), var_W)
+                                 if updates is not None else np.nan)
     return out, hist_h, hist_dz

@@ -64,6 +64,14 @@ class _Recorder:
         self.stats: list[dict[str, Array]] = []
         self.hist_h: list[Array] = []
         self.hist_dz: list[Array] = []
+        self.ws: Workspace = {}  # record_stats' and layer_stats' buffers, reused every record
+
+    def buffer(self, key: object, like: Array) -> Array:
+        """A reused work array shaped like `like` (fresh memory costs page faults every time)."""
+        a = self.ws.get(key)
+        if a is None or a.shape != like.shape or a.dtype != like.dtype:
+            a = self.ws[key] = np.empty_like(like)
+        return a
 
     def add(self, step: int, rec: tuple[dict[str, Array], Array, Array]) -> None:
         self.steps.append(step)
@@ -86,18 +94,22 @@ def _finite_per_member(arrays: Sequence[Array]) -> Array:
 def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads: Grads,
                  bins: Bins, update: Callable[[], None] | None = None) -> None:
     """Record the statistics of one step; `update` applies the step's optimizer update, whose
-    size (update:data) is recorded too. Only the weights are copied: layer_stats reads the
-    weights' updates alone."""
+    size (update:data) is recorded too. Only the weights are copied (into the recorder's
+    reused buffers): layer_stats reads the weights' updates alone."""
     if update is None:
-        rec.add(step, layer_stats(pop, trace, grads, bins))
+        rec.add(step, layer_stats(pop, trace, grads, bins, ws=rec.ws))
         return
-    old_Ws = [W.copy() for W in pop.Ws]
+    old_Ws: list[Array] = []
+    for l, W in enumerate(pop.Ws):
+        old_Ws.append(rec.buffer(("W_old", l), W))
+        np.copyto(old_Ws[-1], W)
     update()
     updates: list[Array] = []
-    for W, W_old in zip(pop.Ws, old_Ws):
-        updates += [W - W_old, np.empty(0)]  # layer_stats reads updates[2 l] (weights) only
+    for l, (W, W_old) in enumerate(zip(pop.Ws, old_Ws)):
+        delta = np.subtract(W, W_old, out=rec.buffer(("delta_W", l), W))
+        updates += [delta, np.empty(0)]  # layer_stats reads updates[2 l] (weights) only
     before = Population(old_Ws, pop.bs, pop.activation)  # (layer_stats reads no biases)
-    rec.add(step, layer_stats(before, trace, grads, bins, updates))
+    rec.add(step, layer_stats(before, trace, grads, bins, updates, ws=rec.ws))
 
 
 def evaluate(pop: Population, x: Array, y: Array, loss: Loss,
