@@ -51,6 +51,7 @@ from scipy import optimize
 from initlab.activations import SELU_SCALE, Activation, get_activation
 
 Array = np.ndarray
+PerLayer = float | Sequence[float]  # one value for every layer, or one value per layer
 
 # ------------------------------------------------------------------------------- quadrature
 _Z = 10.0  # |z| <= 10 holds N(0, 1) up to a mass of 1.5e-23
@@ -473,18 +474,13 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float,
 
 
 # ------------------------------------------------------------------------------- trajectories
-def _per_layer(v: float | Sequence[float], depth: int) -> np.ndarray:
+def _per_layer(v: PerLayer, depth: int) -> np.ndarray:
     arr = np.broadcast_to(np.asarray(v, dtype=float), (depth,))
     return np.array(arr)
 
 
-def trajectory(
-    activation: str | Activation,
-    sigma_w2: float | Sequence[float],
-    sigma_b2: float | Sequence[float],
-    q0: float,
-    depth: int,
-) -> np.ndarray:
+def trajectory(activation: str | Activation, sigma_w2: PerLayer, sigma_b2: PerLayer, q0: float,
+               depth: int) -> np.ndarray:
     """q[l] for l = 1..depth (pre-activation variances); sigma_w2/sigma_b2 scalar or per layer:
         q[1] = sigma_w2[1] q0 + sigma_b2[1]       (q0 = E[x^2] of the input features)
         q[l] = sigma_w2[l] E[phi(sqrt(q[l-1]) z)^2] + sigma_b2[l]"""
@@ -496,13 +492,8 @@ def trajectory(
     return q
 
 
-def act_var_profile(
-    activation: str | Activation,
-    sigma_w2: float | Sequence[float],
-    sigma_b2: float | Sequence[float],
-    q0: float,
-    depth: int,
-) -> np.ndarray:
+def act_var_profile(activation: str | Activation, sigma_w2: PerLayer, sigma_b2: PerLayer,
+                    q0: float, depth: int) -> np.ndarray:
     """Predicted Var(h[l]) = E[phi^2] - E[phi]^2 under z ~ N(0, q[l]) for l = 1..depth; the last
     layer is the linear output (Var = q)."""
     q = trajectory(activation, sigma_w2, sigma_b2, q0, depth)
@@ -515,9 +506,8 @@ def act_var_profile(
 
 
 # ------------------------------------------------------------------------------- Jacobians
-def jacobian_moments(activation: str | Activation, sigma_w2: float | Sequence[float],
-                     sigma_b2: float | Sequence[float], q0: float, depth: int,
-                     weights: str = "gaussian") -> tuple[float, float]:
+def jacobian_moments(activation: str | Activation, sigma_w2: PerLayer, sigma_b2: PerLayer,
+                     q0: float, depth: int, weights: str = "gaussian") -> tuple[float, float]:
     """(mean, variance) of the squared singular values of J = W[1] D[1] ... W[L-1] D[L-1] W[L]
     (the input-output Jacobian of a depth-L net whose last layer is linear), in the large-width
     limit, by free probability (Pennington, Schoenholz & Ganguli 2017): with
