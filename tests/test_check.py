@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import small_config
 from typer.testing import CliRunner
 
 from initlab import check
@@ -191,19 +192,7 @@ def test_malformed_expectations(entry: dict[str, Any], words: str) -> None:
 
 # ---------------------------------------------------------------- config positions
 
-CONFIG = """\
-name: small
-seeds: 2
-data: {name: circle, samples: 40}
-model:
-  widths: [4, 3]
-  activation: relu
-init:
-  - {label: zero, scheme: zeros}
-  - {label: appropriate, scheme: appropriate}
-train: {loss: bce, optimizer: sgd, lr: 0.1, epochs: 5}
-measure: {every: 5}
-"""
+CONFIG = small_config(epochs=5, every=5)
 
 
 def test_config_positions_every_expectation_problem(tmp_path: Path) -> None:

@@ -8,25 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_CONFIG as SMALL
 from typer.testing import CliRunner
 
 from initlab.cli import app
 
 runner = CliRunner()
-
-SMALL = """\
-name: small
-seeds: 2
-data: {name: circle, samples: 40}
-model:
-  widths: [4, 3]
-  activation: relu
-init:
-  - {label: zero, scheme: zeros}
-  - {label: appropriate, scheme: appropriate}
-train: {loss: bce, optimizer: sgd, lr: 0.1, epochs: 30}
-measure: {every: 10}
-"""
 
 
 def _write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
