@@ -82,7 +82,7 @@ class Workload:
 WORKLOADS = [
     Workload("seed_tiny", [2] + [2] * 9 + [1], "tanh", 512, 100, 32),
     Workload("medium", [2] + [64] * 9 + [1], "tanh", 1024, 50, 16, repeats=2),
-    Workload("wide", [2] + [512] * 5 + [1], "tanh", 1024, 20, 2, lr=0.01, repeats=1),
+    Workload("wide", [2] + [512] * 5 + [1], "tanh", 1024, 20, 2, lr=0.01, repeats=2),
     Workload("playground_sweep", [2, 6, 3, 1], "relu", 100, 2000, 25,
              schemes=("zero", "too_small", "appropriate", "too_large"), loop_subset=8,
              repeats=2),
@@ -467,6 +467,17 @@ def main(argv: list[str] | None = None) -> int:
                      f"{i['initlab']['gflops'] / gemm:.0%} of GEMM, "
                      f"{r['floor']['initlab_over_floor']:.2f}x the floor")
             print(line, flush=True)
+        # the machine's rate is the best seen: measured again at the end, when the load that a
+        # shared machine carries may differ
+        gemm_end = gemm_gflops()
+        if gemm_end > gemm:
+            gemm = gemm_end
+            for r in results:
+                f = r["floor"]
+                f["gemm_seconds"] = r["flop"] / (gemm * 1e9)
+                f["seconds"] = f["gemm_seconds"] + f["exp_seconds"]
+                f["initlab_over_floor"] = r["impls"]["initlab"]["seconds"] / f["seconds"]
+        print(f"single-thread float64 GEMM, best of start and end: {gemm:.2f} GFLOP/s")
     mem = mnist_memory() if a.memory else None
     print()
     print(table(results))
