@@ -70,7 +70,8 @@ class Workload:
     lr: float = 0.1
     every: int = 10  # the configs' default recording interval
     loop_subset: int | None = None  # loops train this many members and are scaled up
-    repeats: int = 3
+    repeats: int = 3  # rounds of initlab and torch batched (best kept)
+    loop_rounds: int = 2  # rounds of the loops over members (slow: fewer where they are long)
     dtype: str = "float64"  # the configs' default; a float32 twin shows the other precision
 
     @property
@@ -81,11 +82,12 @@ class Workload:
 
 WORKLOADS = [
     Workload("seed_tiny", [2] + [2] * 9 + [1], "tanh", 512, 100, 32),
-    Workload("medium", [2] + [64] * 9 + [1], "tanh", 1024, 50, 16, repeats=2),
-    Workload("wide", [2] + [512] * 5 + [1], "tanh", 1024, 20, 2, lr=0.01, repeats=2),
+    Workload("medium", [2] + [64] * 9 + [1], "tanh", 1024, 50, 16, repeats=2, loop_rounds=1),
+    Workload("wide", [2] + [512] * 5 + [1], "tanh", 1024, 20, 2, lr=0.01, repeats=2,
+             loop_rounds=1),
     Workload("playground_sweep", [2, 6, 3, 1], "relu", 100, 2000, 25,
              schemes=("zero", "too_small", "appropriate", "too_large"), loop_subset=8,
-             repeats=2),
+             repeats=2, loop_rounds=1),
     Workload("seed_tiny_float32", [2] + [2] * 9 + [1], "tanh", 512, 100, 32, dtype="float32"),
 ]
 
@@ -294,7 +296,7 @@ def run_workload(w: Workload, repeats: int | None, gemm: float) -> dict[str, Any
     # rounds interleave the implementations, so that a load that comes and goes on a shared
     # machine weighs on all of them alike; each keeps its best round
     loops = ("numpy_loop", "torch_eager")
-    rounds = {n: (1 if w.loop_subset or reps == 1 else 2) if n in loops else reps for n in runs}
+    rounds = {n: min(w.loop_rounds, reps) if n in loops else reps for n in runs}
     best: dict[str, tuple[float, list[float], float]] = {}
     for rnd in range(max(rounds.values())):
         for name in runs:
@@ -403,6 +405,22 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def summary(run: dict[str, Any]) -> str:
+    """The README's table: one row a workload, initlab's seconds and its speed-up over each of
+    the others (> 1: initlab is faster), from a JSON file this script wrote."""
+    gemm = run["gemm_gflops"]
+    rows = ["| workload | members | initlab s | vs NumPy loop | vs torch eager | vs torch batched "
+            "| % of GEMM | x NumPy floor | statistics |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in run["results"]:
+        i = r["impls"]
+        x = [f"{i[n]['speedup_of_initlab']:.2f}x" if n in i else "-" for n in NAMES[1:]]
+        rows.append(f"| {r['workload']['name']} | {r['members']} | {i['initlab']['seconds']:.2f} "
+                    f"| {' | '.join(x)} | {i['initlab']['gflops'] / gemm:.0%} "
+                    f"| {r['floor']['initlab_over_floor']:.1f} | {r['stats_overhead']:.0%} |")
+    return "\n".join(rows)
+
+
 def targets(results: list[dict[str, Any]], gemm: float, mem: dict[str, Any] | None,
             seconds: float) -> list[dict[str, Any]]:
     """The issue's targets, judged on this run's numbers: [{target, value, met}]."""
@@ -442,7 +460,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="best of R (default per workload)")
     ap.add_argument("--memory", action="store_true", help="also the MNIST peak-RSS check")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/latest.json")
+    ap.add_argument("--summary", type=Path, metavar="JSON",
+                    help="print the README's table of a JSON file this script wrote, and exit")
     a = ap.parse_args(argv)
+    if a.summary:
+        print(summary(json.loads(a.summary.read_text())))
+        return 0
     t_start = time.perf_counter()
     with threadpool_limits(limits=1):
         if torch is not None:
