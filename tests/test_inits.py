@@ -432,7 +432,7 @@ def test_against_torch() -> None:
         ours = resolve(name, **kw)
         assert_second_moment(t.numpy().T.astype(np.float64), ours.variance(in_f, out_f))
     lin = torch.nn.Linear(in_f, out_f)
-    bound = float(lin.weight.abs().max())
+    bound = float(lin.weight.detach().abs().max())
     assert bound <= 1 / math.sqrt(in_f) and bound > (1 - 1e-3) / math.sqrt(in_f)
     t = torch.empty(out_f, in_f)
     torch.nn.init.sparse_(t, sparsity=0.1)
