@@ -3,6 +3,7 @@ so writers, plots and reports can be tested without training anything."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from initlab.activations import get_activation
+from initlab.model import Population
 from initlab.results import Result
 
 PLAYGROUND_LABELS = ("zero", "too_small", "appropriate", "too_large")
@@ -173,3 +176,13 @@ def written_binary(tmp_path_factory) -> tuple[Result, Path]:
         result = fake_result()
         _WRITTEN.append((result, write_result(result, tmp_path_factory.mktemp("w") / "fake")))
     return _WRITTEN[0]
+
+
+def random_population(act: str, sizes: list[int], M: int, seed: int, scale: float = 1.0,
+                      dtype: type = np.float64) -> Population:
+    """M members with W ~ scale * N(0, 1/fan_in), b ~ N(0, 0.1^2) (a seeded test population)."""
+    rng = np.random.default_rng(seed)
+    Ws = [(scale * rng.normal(0, 1 / np.sqrt(a), size=(M, a, b))).astype(dtype)
+          for a, b in itertools.pairwise(sizes)]
+    bs = [rng.normal(0, 0.1, size=(M, 1, b)).astype(dtype) for b in sizes[1:]]
+    return Population(Ws, bs, get_activation(act))

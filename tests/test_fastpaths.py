@@ -3,10 +3,9 @@ tanh' from h) against the straightforward (M, B, width) matmul version (`referen
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from fakes import random_population
 
 from initlab.activations import get_activation
 from initlab.losses import get_loss
@@ -16,13 +15,7 @@ from initlab.stats import default_bins, layer_stats
 SIZES = [[2, 2, 2, 2, 1], [3, 1, 5, 2], [2, 6, 3, 1], [4, 9, 16, 3], [5, 3, 40, 2]]
 
 
-def _pop(act: str, sizes: list[int], M: int, seed: int, scale: float = 1.0,
-         dtype: type = np.float64) -> Population:
-    rng = np.random.default_rng(seed)
-    Ws = [(scale * rng.normal(0, 1 / np.sqrt(a), size=(M, a, b))).astype(dtype)
-          for a, b in itertools.pairwise(sizes)]
-    bs = [rng.normal(0, 0.1, size=(M, 1, b)).astype(dtype) for b in sizes[1:]]
-    return Population(Ws, bs, get_activation(act))
+_pop = random_population
 
 
 def _check(pop: Population, x: np.ndarray, rtol: float, ws: dict | None = None) -> None:

@@ -5,10 +5,9 @@ member, float32 and float64, diverged members (NaN/inf), saturated nets, zero gr
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from fakes import random_population
 
 from initlab.activations import get_activation
 from initlab.model import Grads, Population, Trace
@@ -103,14 +102,7 @@ from initlab.stats import (  # noqa: E402
 )
 from initlab.train import _Recorder, record_stats  # noqa: E402
 
-
-def _pop(act: str, sizes: list[int], M: int, seed: int, scale: float = 1.0,
-         dtype: type = np.float64) -> Population:
-    rng = np.random.default_rng(seed)
-    Ws = [(scale * rng.normal(0, 1 / np.sqrt(a), size=(M, a, b))).astype(dtype)
-          for a, b in itertools.pairwise(sizes)]
-    bs = [rng.normal(0, 0.1, size=(M, 1, b)).astype(dtype) for b in sizes[1:]]
-    return Population(Ws, bs, get_activation(act))
+_pop = random_population
 
 
 def _pass(pop: Population, x: Array, reference: bool = False) -> tuple[Trace, Grads]:
