@@ -116,7 +116,7 @@ def _contract(A: Array, hT: Array, out: Array, ws: Workspace | None, key: object
 
 def _rows(a: Array) -> Array:
     """A C-contiguous (M, width, B) array as (M * width, B) rows (a view)."""
-    return a.reshape(-1, a.shape[-1])
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
 
 
 def _tanh(zT: Array, hT: Array, dT: Array, ws: Workspace | None) -> None:
@@ -143,7 +143,7 @@ def _tanh(zT: Array, hT: Array, dT: Array, ws: Workspace | None) -> None:
     for r in range(0, R, step):
         z, h, d = z2[r:r + step], h2[r:r + step], d2[r:r + step]
         u = u_all[: len(z)]
-        zmax = np.maximum.reduce(np.abs(z, out=u), axis=1)  # (rows,): largest |z| of each unit
+        zmax = np.maximum.reduce(np.abs(z, out=u), axis=1, initial=0.0)  # largest |z| of a unit
         np.multiply(z, -2.0, out=d)
         if not zmax.max(initial=0.0) * 2 < top:  # (NaN too) keep e = exp(-2z) finite
             np.minimum(d, top, out=d)

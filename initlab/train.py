@@ -216,9 +216,9 @@ def train(
             if not alive.any():
                 break
         # after training: statistics on the measurement batch, loss on all the data
-        trace: Trace = forward(pop, x_meas)
+        trace: Trace = forward(pop, x_meas, ws=ws)  # the step buffers: no fresh pages
         l_meas, dout = loss.fn(trace.out, y_meas)
-        record_stats(rec, step, pop, trace, backward(pop, trace, dout), bins)
+        record_stats(rec, step, pop, trace, backward(pop, trace, dout, ws=ws), bins)
         if full:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)
         else:

@@ -128,3 +128,13 @@ def test_fused_tanh_handles_non_finite_inputs() -> None:
     assert np.isnan(h[0, 0, 2]) and np.isnan(d[0, 0, 2])
     assert d[0, 0, 0] == 0 and d[0, 0, 1] < 1e-300 and d[0, 0, 3] == 1.0
     np.testing.assert_allclose(h[0, 0, 3:], np.tanh([0.0, 2.0]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("B", [0, 1, 2])
+def test_tiny_and_empty_batches(B: int) -> None:
+    pop = _pop("tanh", [2, 3, 4, 1], M=2, seed=12)
+    x = np.random.default_rng(13).normal(size=(B, 2))
+    fast, ref = forward(pop, x), forward(pop, x, reference=True)
+    for a, b in zip(fast.zs + fast.hs, ref.zs + ref.hs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
