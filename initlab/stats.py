@@ -251,9 +251,10 @@ def _blocks(M: int, U: int, B: int) -> list[tuple[int, int, int, int]]:
 
 def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None = None,
           dz_edges: Array | None = None, bounds: tuple[float, float] | None = None,
-          dead: bool = False) -> _Summary:
+          dead: bool = False, var: bool = True) -> _Summary:
     """Statistics of the segments of X (M, U, B): segment j is rows starts[j]..starts[j+1]-1 of
-    each member (a layer). Mean and variance as numpy's .mean and .var of the segment; with
+    each member (a layer). Mean and variance as numpy's .mean and .var of the segment (with
+    var=False the variance is left NaN and its pass skipped, for a caller that takes numpy's); with
     `h_edges` the histogram of X, with `dz_edges` the histogram of log10 |X|; with `bounds`
     (lo, hi) the fraction of X <= lo + margin or >= hi - margin; with `dead` (X's rows are the
     units of z) the fraction of rows with every z <= 0.
@@ -270,7 +271,7 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
     shape = (Rmax, umax, B)
     sums = np.empty((M, U), X.dtype)
     m2 = np.zeros((M, U), X.dtype)
-    dev = scratch.get("dev", shape, X.dtype) if B > 1 else None
+    dev = scratch.get("dev", shape, X.dtype) if B > 1 and var else None
     edges = h_edges if h_edges is not None else dz_edges
     nb = 0 if edges is None else len(edges) - 1
     hist = np.zeros((M, S, nb + 1), np.intp) if edges is not None else None
@@ -311,13 +312,16 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
             top[r0:r1, u0:u1] = np.max(blk, axis=2)
     n = widths * B
     mean = np.add.reduceat(sums, starts, axis=1) / n
-    dmean = sums / B - mean[:, seg]
-    var = (np.add.reduceat(m2, starts, axis=1)
-           + B * np.add.reduceat(dmean * dmean, starts, axis=1)) / n
-    for m, j in zip(*np.nonzero(~np.isfinite(var))):  # inf/NaN (diverged): numpy's numbers
-        var[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
+    if var:
+        dmean = sums / B - mean[:, seg]
+        v = (np.add.reduceat(m2, starts, axis=1)
+             + B * np.add.reduceat(dmean * dmean, starts, axis=1)) / n
+        for m, j in zip(*np.nonzero(~np.isfinite(v))):  # inf/NaN (diverged): numpy's numbers
+            v[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
+    else:
+        v = np.full(mean.shape, np.nan)
     return _Summary(
-        mean, var, None if hist is None else hist[:, :, :nb],
+        mean, v, None if hist is None else hist[:, :, :nb],
         None if near is None else np.add.reduceat(near, starts, axis=1) / n,
         None if top is None else np.add.reduceat(top <= 0, starts, axis=1) / widths)
 
@@ -427,18 +431,19 @@ def layer_stats(
             h_kw = {"h_edges": bins.h_edges,
                     "bounds": None if act.bounds is None or last_only else act.bounds}
             Z, starts, by_unit = _pack([trace.zs[l] for l in group], scratch, "Z")
+            own = Z.dtype == np.float64  # else numpy's own float32 mean and var, below
             if last_only and trace.hs[L] is trace.zs[L - 1]:  # h[L] = z[L]: one scan
-                sz = sh = _scan(Z, starts, scratch, **h_kw)  # type: ignore[arg-type]
+                sz = sh = _scan(Z, starts, scratch, var=own, **h_kw)  # type: ignore[arg-type]
             else:
-                sz = _scan(Z, starts, scratch, dead=relu and by_unit)
+                sz = _scan(Z, starts, scratch, dead=relu and by_unit, var=own)
                 H = _pack([trace.hs[l + 1] for l in group], scratch, "H")[0]
-                sh = _scan(H, starts, scratch, **h_kw)  # type: ignore[arg-type]
+                sh = _scan(H, starts, scratch, var=own, **h_kw)  # type: ignore[arg-type]
             sd = _scan(_pack([grads.dzs[l] for l in group], scratch, "D")[0], starts, scratch,
-                       dz_edges=bins.dz_edges)
+                       dz_edges=bins.dz_edges, var=own)
             out["act_mean"][:, cols], out["act_var"][:, cols] = sh.mean, sh.var
             out["pre_mean"][:, cols], out["pre_var"][:, cols] = sz.mean, sz.var
             out["grad_var"][:, cols] = sd.var
-            if Z.dtype != np.float64:  # numpy's own float32 sums, to the bit
+            if not own:  # numpy's own float32 sums, to the bit
                 for l in group:
                     for name, a in (("act", trace.hs[l + 1]), ("pre", trace.zs[l])):
                         flat = _flat(a)
