@@ -11,15 +11,16 @@ float64 net's layers all packed into one such array (a copy; segments = layers),
 NumPy calls serve every layer. X is read once, in blocks of about BLOCK values (whole members
 where they fit) whose statistics are all taken while the block is in the CPU cache, in work
 buffers kept in a Workspace from one call to the next:
-  - mean and variance: each row r gets s_r = sum x and M2_r = sum (x - s_r / B)^2 (two passes
-    over the cached block, the second a BLAS dot); a segment combines its rows exactly
-    (Chan et al.): mean = sum_r s_r / n, M2 = sum_r M2_r + B sum_r (s_r / B - mean)^2,
-    var = M2 / n (no E[x^2] - E[x]^2 cancellation; where that is inf/NaN, numpy's .var).
+  - mean and variance: each row r gets s_r = sum x and q_r = sum x^2 (BLAS products with the
+    cached block); a segment's M2 = sum q - n mean^2 where that is well conditioned (sum x^2 <=
+    8 M2, i.e. |mean| < 2.6 std: relative error ~1e-14), else exactly by two passes over that
+    member's rows, combined as Chan et al. (_variance); where that is inf/NaN, numpy's .var.
     float32: numpy's own .mean and .var, to the bit;
   - the histogram of h: bin = floor(a nb / (e_nb - e_0) - e_0 nb / (e_nb - e_0)) clipped to the
-    end bins, every (member, layer) counted by one np.bincount (NaN into a dropped bin). A value
-    within ~1e-15 of a bin edge may fall on the other side of it than (a - e_0) / (e_nb - e_0) nb
-    puts it (a = 0 is exact);
+    end bins (a bounded activation's hidden h lies inside the edges: no clip), every (member,
+    layer) counted by one np.bincount of int32 indices (NaN into a dropped bin). A value within
+    ~1e-15 of a bin edge may fall on the other side of it than (a - e_0) / (e_nb - e_0) nb puts
+    it (a = 0 is exact);
   - the histogram of log10 |dL/dz| takes no logarithm (NumPy's float64 log10 is scalar libm):
     |a| <= |b| exactly when their IEEE bit patterns compare so, so the bin is read from a table
     indexed by the float's top bits (sign, exponent, 4 mantissa bits), plus one where a bin
@@ -30,6 +31,7 @@ buffers kept in a Workspace from one call to the next:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -89,7 +91,7 @@ class _Scratch:
 
     def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype | type) -> Array:
         dt = np.dtype(dtype)
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         buf = self._bufs.get((key, dt))
         if buf is None or buf.size < n:
             buf = self._bufs[(key, dt)] = np.empty(max(n, 1024), dt)
@@ -105,20 +107,27 @@ class _HBins:
     clipped to 0..nb-1 (+-inf into the end bins); NaN (looked for only when asked) gets nb, a
     bin that is dropped. Work buffers of `shape` (the largest block), sliced for smaller ones."""
 
-    def __init__(self, edges: Array, scratch: _Scratch, shape: tuple[int, ...]) -> None:
+    def __init__(self, edges: Array, scratch: _Scratch, shape: tuple[int, ...],
+                 itype: np.dtype | type = np.intp, within: tuple[float, float] | None = None
+                 ) -> None:
         nb = len(edges) - 1
         self.nb = float(nb)
         self.scale = np.float64(nb / (edges[-1] - edges[0]))
         self.shift = np.float64((0.0 - edges[0]) / (edges[-1] - edges[0]) * nb)  # a = 0: exact
         self.pos = scratch.get("pos", shape, np.float64)
-        self.idx = scratch.get("idx", shape, np.intp)
+        self.idx = scratch.get("idx", shape, itype)
+        # values known to lie within (lo, hi) strictly inside the edges need no clip
+        self.inside = within is not None and edges[0] < within[0] and within[1] < edges[-1]
 
-    def __call__(self, blk: Array, nan: bool) -> Array:
+    def __call__(self, blk: Array, nan: bool, inside_rows: int = 0) -> Array:
+        """`inside_rows`: the block's leading rows are known to lie `within` (finite)."""
         R, u = blk.shape[:2]
         pos, idx = self.pos[:R, :u], self.idx[:R, :u]
         np.multiply(blk, self.scale, out=pos)
         np.add(pos, self.shift, out=pos)
-        np.clip(pos, 0.0, self.nb - 1.0, out=pos)
+        k = 0 if nan or not self.inside else min(inside_rows, u)
+        if k < u:
+            np.clip(pos[:, k:], 0.0, self.nb - 1.0, out=pos[:, k:])
         if nan:
             np.copyto(pos, self.nb, where=np.isnan(pos))
         np.copyto(idx, pos, casting="unsafe")
@@ -173,7 +182,7 @@ def _log10_abs_tables(edges_key: tuple[float, ...], dtype_str: str
     cut[inf_cell] = inf_bits + 1  # +-inf: bin nb-1; the NaNs beyond: nb
     first[inf_cell + 1:], cut[inf_cell + 1:] = nb - 1, start[inf_cell + 1:]  # NaN: nb
     # negative numbers: the same bins; their signed bit patterns are the magnitude's - 2^(n-1)
-    lo_tab = np.concatenate([first, first]).astype(np.intp)
+    lo_tab = np.concatenate([first, first]).astype(np.int32)  # bins < 2^31
     cut_tab = np.concatenate([cut, cut + np.int64(np.iinfo(itype).min)]).astype(itype)
     return shift, lo_tab, cut_tab
 
@@ -184,22 +193,24 @@ class _DzBins:
     by np.log10 and _HBins."""
 
     def __init__(self, edges: Array, dtype: np.dtype, scratch: _Scratch,
-                 shape: tuple[int, ...]) -> None:
+                 shape: tuple[int, ...], itype: np.dtype | type = np.intp) -> None:
         self.tables = (_log10_abs_tables(tuple(edges.tolist()), dtype.str)
                        if dtype in _INT else None)
         if self.tables is None:
-            self.linear = _HBins(edges, scratch, shape)
+            self.linear = _HBins(edges, scratch, shape, itype)
             return
         self.itype, self.utype, _ = _INT[dtype]
         self.ucell = scratch.get("cell", shape, np.uint64)
         self.cut = scratch.get("cut", shape, self.itype)
         self.above = scratch.get("above", shape, bool)
-        self.idx = scratch.get("idx", shape, np.intp)
+        self.idx = scratch.get("idx", shape, itype)
+        self.lo_tab = self.tables[1] if itype == np.int32 else self.tables[1].astype(itype)
 
-    def __call__(self, blk: Array, nan: bool) -> Array:
+    def __call__(self, blk: Array, nan: bool, inside_rows: int = 0) -> Array:
         if self.tables is None:
             return self.linear(np.log10(np.abs(blk)), True)
-        shift, lo_tab, cut_tab = self.tables
+        shift, _, cut_tab = self.tables
+        lo_tab = self.lo_tab
         R, u = blk.shape[:2]
         ucell, cut, above, idx = (self.ucell[:R, :u], self.cut[:R, :u], self.above[:R, :u],
                                   self.idx[:R, :u])
@@ -251,36 +262,40 @@ def _blocks(M: int, U: int, B: int) -> list[tuple[int, int, int, int]]:
 
 def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None = None,
           dz_edges: Array | None = None, bounds: tuple[float, float] | None = None,
-          dead: bool = False, var: bool = True) -> _Summary:
+          dead: bool = False, var: bool = True, bounded_rows: int = 0) -> _Summary:
     """Statistics of the segments of X (M, U, B): segment j is rows starts[j]..starts[j+1]-1 of
     each member (a layer). Mean and variance as numpy's .mean and .var of the segment (with
     var=False the variance is left NaN and its pass skipped, for a caller that takes numpy's); with
     `h_edges` the histogram of X, with `dz_edges` the histogram of log10 |X|; with `bounds`
-    (lo, hi) the fraction of X <= lo + margin or >= hi - margin; with `dead` (X's rows are the
+    (lo, hi) the fraction of X <= lo + margin or >= hi - margin, and X's first `bounded_rows`
+    rows (a bounded activation's h) known to lie within them; with `dead` (X's rows are the
     units of z) the fraction of rows with every z <= 0.
 
-    Block by block each row r gets its sum s_r and M2_r = sum (x - s_r / B)^2; a segment then
-    combines its rows exactly (Chan et al.): mean = sum_r s_r / n and
-    M2 = sum_r M2_r + B sum_r (s_r / B - mean)^2, var = M2 / n (n = rows * B)."""
+    Block by block each row r gets its sum s_r and sum of squares q_r (two BLAS products);
+    mean = sum_r s_r / n and the variance from them (_variance), n = rows * B."""
     M, U, B = X.shape
     S = len(starts)
-    widths = np.diff(np.append(starts, U))
+    widths = np.subtract(np.append(starts[1:], U), starts)
     seg = np.repeat(np.arange(S), widths)
     blocks = _blocks(M, U, B)
     Rmax, umax = max(r1 - r0 for r0, r1, _, _ in blocks), max(u1 - u0 for _, _, u0, u1 in blocks)
     shape = (Rmax, umax, B)
     sums = np.empty((M, U), X.dtype)
-    m2 = np.zeros((M, U), X.dtype)
-    dev = scratch.get("dev", shape, X.dtype) if B > 1 and var else None
+    sq = np.empty((M, U), X.dtype) if var else sums
+    ones = np.ones(B, X.dtype)
     edges = h_edges if h_edges is not None else dz_edges
     nb = 0 if edges is None else len(edges) - 1
     hist = np.zeros((M, S, nb + 1), np.intp) if edges is not None else None
     binner: _HBins | _DzBins | None = None
+    # bin indices as int32 where they fit (half the memory traffic of intp, faster casts)
+    itype = np.int32 if Rmax * S * (nb + 1) < 2**31 else np.intp
     if h_edges is not None:
-        binner = _HBins(h_edges, scratch, shape)
+        binner = _HBins(h_edges, scratch, shape, itype, within=bounds)
     elif dz_edges is not None:
-        binner = _DzBins(dz_edges, X.dtype, scratch, shape)
-    member_off = (np.arange(Rmax) * (S * (nb + 1)))[:, None, None]  # bins of block row r
+        binner = _DzBins(dz_edges, X.dtype, scratch, shape, itype)
+    # index offset of block row r, row u's segment: one add turns bins into (r, segment, bin)
+    offset = ((np.arange(Rmax) * (S * (nb + 1)))[:, None]
+              + (seg * (nb + 1))[None, :]).astype(itype)[:, :, None]
     near = np.empty((M, U), np.intp) if bounds is not None else None
     if bounds is not None:
         margin = SATURATION_MARGIN * (bounds[1] - bounds[0]) / 2
@@ -290,18 +305,15 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
     for r0, r1, u0, u1 in blocks:
         blk = X[r0:r1, u0:u1]
         R, u = r1 - r0, u1 - u0
-        s = np.add.reduce(blk, axis=2)
+        rows = blk.reshape(R * u, B)
+        s = np.matmul(rows, ones).reshape(R, u)  # BLAS: several times numpy's add.reduce
         sums[r0:r1, u0:u1] = s
-        if dev is not None:
-            d = np.subtract(blk, (s / B)[:, :, None], out=dev[:R, :u])
-            m2[r0:r1, u0:u1] = np.matmul(d.reshape(R * u, 1, B), d.reshape(R * u, B, 1)
-                                         ).reshape(R, u)
+        if var:
+            sq[r0:r1, u0:u1] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(R, u)
         if binner is not None and hist is not None:
-            idx = binner(blk, not np.isfinite(s).all())
-            if S > 1:  # the rows' segments
-                idx += (seg[u0:u1] * (nb + 1))[None, :, None]
-            if R > 1:
-                idx += member_off[:R]
+            idx = binner(blk, not np.isfinite(s).all(), bounded_rows - u0)
+            if R > 1 or S > 1:
+                idx += offset[:R, u0:u1]
             hist[r0:r1] += np.bincount(idx.reshape(-1), minlength=R * S * (nb + 1)
                                        ).reshape(R, S, nb + 1)
         if near is not None:
@@ -312,18 +324,46 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
             top[r0:r1, u0:u1] = np.max(blk, axis=2)
     n = widths * B
     mean = np.add.reduceat(sums, starts, axis=1) / n
-    if var:
-        dmean = sums / B - mean[:, seg]
-        v = (np.add.reduceat(m2, starts, axis=1)
-             + B * np.add.reduceat(dmean * dmean, starts, axis=1)) / n
-        for m, j in zip(*np.nonzero(~np.isfinite(v))):  # inf/NaN (diverged): numpy's numbers
-            v[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
-    else:
-        v = np.full(mean.shape, np.nan)
+    v = _variance(X, starts, widths, sums, sq, mean) if var else np.full(mean.shape, np.nan)
     return _Summary(
         mean, v, None if hist is None else hist[:, :, :nb],
         None if near is None else np.add.reduceat(near, starts, axis=1) / n,
         None if top is None else np.add.reduceat(top <= 0, starts, axis=1) / widths)
+
+
+WELL_CONDITIONED = 8.0  # sum x^2 <= this * M2: the one-pass variance keeps ~1e-14 (see _variance)
+
+
+def _variance(X: Array, starts: Array, widths: Array, sums: Array, sq: Array, mean: Array
+              ) -> Array:
+    """var (M, S) of X's segments from its rows' sums and sums of squares: M2 = sum x^2 - n mean^2
+    where that is well conditioned, else exactly by two passes.
+
+    The one-pass formula's rounding error is about eps_sum * sum x^2 (Cauchy-Schwarz bounds the
+    mean's share by the same), so where sum x^2 <= WELL_CONDITIONED * M2 (|mean| < 2.6 std) its
+    relative error stays below ~10 eps_sum: 1e-14 for the BLAS sums here. Elsewhere (a segment
+    whose mean dwarfs its spread: saturated units, a constant layer) the member's rows get the
+    deviations' squares d = x - s_r / B, combined exactly (Chan et al.):
+    M2 = sum_r sum d^2 + B sum_r (s_r / B - mean)^2; where that is inf/NaN, numpy's .var."""
+    U, B = X.shape[1:]
+    n = widths * B
+    s2 = np.add.reduceat(sq, starts, axis=1)
+    m2 = s2 - np.add.reduceat(sums, starts, axis=1) * mean
+    exact = ~(s2 <= WELL_CONDITIONED * m2)  # and inf/NaN
+    seg = np.repeat(np.arange(len(starts)), widths)
+    redo = np.flatnonzero(exact.any(axis=1))
+    step = max(1, BLOCK * 16 // (U * B))  # members at a time: bounded temporaries
+    for i in range(0, len(redo), step):
+        ms = redo[i:i + step]
+        row_mean = sums[ms] / B  # (k, U)
+        d = X[ms] - row_mean[:, :, None]  # (k, U, B)
+        dmean = row_mean - mean[ms][:, seg]
+        m2[ms] = (np.add.reduceat(np.einsum("kub,kub->ku", d, d), starts, axis=1)
+                  + B * np.add.reduceat(dmean * dmean, starts, axis=1))
+    v = m2 / n
+    for m, j in zip(*np.nonzero(~np.isfinite(v))):  # inf/NaN (diverged): numpy's numbers
+        v[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
+    return v
 
 
 def _var(a: Array) -> Array:
@@ -437,7 +477,11 @@ def layer_stats(
             else:
                 sz = _scan(Z, starts, scratch, dead=relu and by_unit, var=own)
                 H = _pack([trace.hs[l + 1] for l in group], scratch, "H")[0]
-                sh = _scan(H, starts, scratch, var=own, **h_kw)  # type: ignore[arg-type]
+                # hidden layers' h lie within a bounded activation's range (rows of units
+                # when packed; a single layer's array is all hidden or all output)
+                bounded = H.shape[1] if hidden.all() else int(starts[np.argmin(hidden)])
+                sh = _scan(H, starts, scratch, var=own, bounded_rows=bounded,
+                           **h_kw)  # type: ignore[arg-type]
             sd = _scan(_pack([grads.dzs[l] for l in group], scratch, "D")[0], starts, scratch,
                        dz_edges=bins.dz_edges, var=own)
             out["act_mean"][:, cols], out["act_var"][:, cols] = sh.mean, sh.var

@@ -211,6 +211,24 @@ def test_saturated_nets(act: str) -> None:
     _check(pop, trace, grads)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1.0, 3.0, 1e3, 1e6])
+def test_variance_when_the_mean_dwarfs_the_spread(offset: float) -> None:
+    """The one-pass variance (sum x^2 - n mean^2) cancels catastrophically where |mean| >> std;
+    those segments (and only their members) are recomputed by two passes: numpy's numbers to
+    1e-9 whatever the offset (spreads the data resolve: std >> eps |mean|), in members next to
+    well-conditioned ones, and exactly 0 for a constant layer."""
+    pop = _pop("linear", [2, 6, 3, 1], M=5, seed=13)
+    trace, grads = _pass(pop, np.random.default_rng(14).normal(size=(50, 2)))
+    noise = np.random.default_rng(15).normal
+    for a in (trace.zs[0], trace.hs[1], grads.dzs[1]):
+        a[1] = offset + noise(size=a[1].shape)  # member 1: std 1 around the offset
+        a[3] = 0.7  # member 3: a constant layer (M2 = 0 exactly)
+        a[4] = offset * (1 + 1e-6 * noise(size=a[4].shape))  # member 4: std 1e-6 |mean|
+    _check(pop, trace, grads)
+    stats = layer_stats(pop, trace, grads, default_bins(pop.activation))[0]
+    assert stats["pre_var"][3, 0] == 0.0 and stats["act_var"][3, 0] == 0.0
+
+
 def test_zero_gradients_and_zero_weights() -> None:
     """dL/dz = 0 (log10 0 = -inf: bin 0), dW = 0, W = 0 (grad_data NaN), h = 0 on bin edges."""
     pop = _pop("relu", [2, 5, 5, 1], M=3, seed=11)
