@@ -429,7 +429,9 @@ def _weight_vars(arrays: list[Array], scratch: _Scratch) -> list[Array]:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         X = scratch.get("weights", (M, sum(sizes), 1), np.float64)
         np.concatenate([a.reshape(M, -1, 1) for a in arrays], axis=1, out=X)
-        var = _scan(X, starts, scratch).var
+        x = X[:, :, 0]  # rows of one value: a row's sum is the value itself
+        widths = np.array(sizes)
+        var = _variance(X, starts, widths, x, x * x, np.add.reduceat(x, starts, axis=1) / widths)
         return [var[:, j] for j in range(len(arrays))]
     out = []
     for a in arrays:
