@@ -15,7 +15,8 @@ buffers kept in a Workspace from one call to the next:
     cached block); a segment's M2 = sum q - n mean^2 where that is well conditioned (sum x^2 <=
     8 M2, i.e. |mean| < 2.6 std: relative error ~1e-14), else exactly by two passes over that
     member's rows, combined as Chan et al. (_variance); where that is inf/NaN, numpy's .var.
-    float32: numpy's own .mean and .var, to the bit;
+    float32 values are widened to float64 (exactly, block by block) first: the statistics of
+    the values themselves, whatever the training precision;
   - the histogram of h: bin = floor(a nb / (e_nb - e_0) - e_0 nb / (e_nb - e_0)) clipped to the
     end bins (a bounded activation's hidden h lies inside the edges: no clip), every (member,
     layer) counted by one np.bincount of int32 indices (NaN into a dropped bin). A value within
@@ -262,10 +263,10 @@ def _blocks(M: int, U: int, B: int) -> list[tuple[int, int, int, int]]:
 
 def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None = None,
           dz_edges: Array | None = None, bounds: tuple[float, float] | None = None,
-          dead: bool = False, var: bool = True, bounded_rows: int = 0) -> _Summary:
+          dead: bool = False, bounded_rows: int = 0, widen: bool = False) -> _Summary:
     """Statistics of the segments of X (M, U, B): segment j is rows starts[j]..starts[j+1]-1 of
-    each member (a layer). Mean and variance as numpy's .mean and .var of the segment (with
-    var=False the variance is left NaN and its pass skipped, for a caller that takes numpy's); with
+    each member (a layer). Mean and variance as numpy's .mean and .var of the segment (`widen`:
+    of its values as float64, each block widened exactly in a cached buffer); with
     `h_edges` the histogram of X, with `dz_edges` the histogram of log10 |X|; with `bounds`
     (lo, hi) the fraction of X <= lo + margin or >= hi - margin, and X's first `bounded_rows`
     rows (a bounded activation's h) known to lie within them; with `dead` (X's rows are the
@@ -280,9 +281,11 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
     blocks = _blocks(M, U, B)
     Rmax, umax = max(r1 - r0 for r0, r1, _, _ in blocks), max(u1 - u0 for _, _, u0, u1 in blocks)
     shape = (Rmax, umax, B)
-    sums = np.empty((M, U), X.dtype)
-    sq = np.empty((M, U), X.dtype) if var else sums
-    ones = np.ones(B, X.dtype)
+    dtype = np.dtype(np.float64) if widen else X.dtype
+    wide = scratch.get("wide", shape, dtype) if dtype != X.dtype else None
+    sums = np.empty((M, U), dtype)
+    sq = np.empty((M, U), dtype)
+    ones = np.ones(B, dtype)
     edges = h_edges if h_edges is not None else dz_edges
     nb = 0 if edges is None else len(edges) - 1
     hist = np.zeros((M, S, nb + 1), np.intp) if edges is not None else None
@@ -292,7 +295,7 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
     if h_edges is not None:
         binner = _HBins(h_edges, scratch, shape, itype, within=bounds)
     elif dz_edges is not None:
-        binner = _DzBins(dz_edges, X.dtype, scratch, shape, itype)
+        binner = _DzBins(dz_edges, dtype, scratch, shape, itype)
     # index offset of block row r, row u's segment: one add turns bins into (r, segment, bin)
     offset = ((np.arange(Rmax) * (S * (nb + 1)))[:, None]
               + (seg * (nb + 1))[None, :]).astype(itype)[:, :, None]
@@ -301,15 +304,17 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
         margin = SATURATION_MARGIN * (bounds[1] - bounds[0]) / 2
         sat_lo, sat_hi = bounds[0] + margin, bounds[1] - margin
         sat, sat2 = scratch.get("sat", shape, bool), scratch.get("sat2", shape, bool)
-    top = np.empty((M, U), X.dtype) if dead else None
+    top = np.empty((M, U), dtype) if dead else None
     for r0, r1, u0, u1 in blocks:
         blk = X[r0:r1, u0:u1]
         R, u = r1 - r0, u1 - u0
+        if wide is not None:
+            np.copyto(wide[:R, :u], blk)
+            blk = wide[:R, :u]
         rows = blk.reshape(R * u, B)
         s = np.matmul(rows, ones).reshape(R, u)  # BLAS: several times numpy's add.reduce
         sums[r0:r1, u0:u1] = s
-        if var:
-            sq[r0:r1, u0:u1] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(R, u)
+        sq[r0:r1, u0:u1] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(R, u)
         if binner is not None and hist is not None:
             idx = binner(blk, not np.isfinite(s).all(), bounded_rows - u0)
             if R > 1 or S > 1:
@@ -324,7 +329,7 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
             top[r0:r1, u0:u1] = np.max(blk, axis=2)
     n = widths * B
     mean = np.add.reduceat(sums, starts, axis=1) / n
-    v = _variance(X, starts, widths, sums, sq, mean) if var else np.full(mean.shape, np.nan)
+    v = _variance(X, starts, widths, sums, sq, mean)
     return _Summary(
         mean, v, None if hist is None else hist[:, :, :nb],
         None if near is None else np.add.reduceat(near, starts, axis=1) / n,
@@ -362,7 +367,7 @@ def _variance(X: Array, starts: Array, widths: Array, sums: Array, sq: Array, me
                   + B * np.add.reduceat(dmean * dmean, starts, axis=1))
     v = m2 / n
     for m, j in zip(*np.nonzero(~np.isfinite(v))):  # inf/NaN (diverged): numpy's numbers
-        v[m, j] = X[m, starts[j]:starts[j] + widths[j]].var()
+        v[m, j] = X[m, starts[j]:starts[j] + widths[j]].astype(sums.dtype).var()
     return v
 
 
@@ -398,33 +403,33 @@ PACK = 1 << 19  # nets with at most this many z values in all: every layer in on
 
 
 def _pack(arrays: list[Array], scratch: _Scratch, key: str) -> tuple[Array, Array, bool]:
-    """Layers' (M, B, width) arrays as one (M, U, B) array X with the layers' units one after
-    another (a copy), or a single array's view (_units); with the layers' first rows in X and
-    whether X's rows are units."""
+    """Layers' (M, B, width) arrays as one float64 (M, U, B) array X with the layers' units one
+    after another (a copy, float32 widened exactly), or a single array's view (_units); with the
+    layers' first rows in X and whether X's rows are units."""
     if len(arrays) == 1:
         X, by_unit = _units(arrays[0])
         return X, np.zeros(1, np.intp), by_unit
     widths = [a.shape[2] for a in arrays]
     starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
     M, B = arrays[0].shape[:2]
-    X = scratch.get(key, (M, sum(widths), B), arrays[0].dtype)
+    X = scratch.get(key, (M, sum(widths), B), np.float64)
     np.concatenate([np.swapaxes(a, 1, 2) for a in arrays], axis=1, out=X)
     return X, starts, True
 
 
 def _layer_groups(pop: Population, trace: Trace) -> list[list[int]]:
-    """Layers scanned together: all of a small float64 net (one pass, few NumPy calls), else
-    one at a time (float32: mean and var are numpy's own, to the bit)."""
+    """Layers scanned together: all of a small net (one pass, few NumPy calls), else one at
+    a time."""
     L = pop.L
     small = sum(z.size for z in trace.zs) <= PACK
-    same = all(a.dtype == np.float64 and a.ndim == 3 for a in trace.zs + trace.hs[1:])
+    same = all(a.ndim == 3 for a in trace.zs + trace.hs[1:])
     return [list(range(L))] if small and same and L > 1 else [[l] for l in range(L)]
 
 
 def _weight_vars(arrays: list[Array], scratch: _Scratch) -> list[Array]:
-    """Variance (M,) of each (M, ...) array: small float64 ones all in one pass."""
+    """Variance (M,) of each (M, ...) array's values as float64: small ones all in one pass."""
     M = arrays[0].shape[0]
-    if sum(a.size for a in arrays) <= PACK and all(a.dtype == np.float64 for a in arrays):
+    if sum(a.size for a in arrays) <= PACK:
         sizes = [a[0].size for a in arrays]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         X = scratch.get("weights", (M, sum(sizes), 1), np.float64)
@@ -435,10 +440,10 @@ def _weight_vars(arrays: list[Array], scratch: _Scratch) -> list[Array]:
         return [var[:, j] for j in range(len(arrays))]
     out = []
     for a in arrays:
-        if a.dtype == np.float64 and a.ndim == 3:
-            out.append(_scan(a, np.zeros(1, np.intp), scratch).var[:, 0])
+        if a.ndim == 3:
+            out.append(_scan(a, np.zeros(1, np.intp), scratch, widen=True).var[:, 0])
         else:
-            out.append(_flat(a).var(axis=1))
+            out.append(_flat(a).astype(np.float64).var(axis=1))
     return out
 
 
@@ -473,29 +478,22 @@ def layer_stats(
             h_kw = {"h_edges": bins.h_edges,
                     "bounds": None if act.bounds is None or last_only else act.bounds}
             Z, starts, by_unit = _pack([trace.zs[l] for l in group], scratch, "Z")
-            own = Z.dtype == np.float64  # else numpy's own float32 mean and var, below
             if last_only and trace.hs[L] is trace.zs[L - 1]:  # h[L] = z[L]: one scan
-                sz = sh = _scan(Z, starts, scratch, var=own, **h_kw)  # type: ignore[arg-type]
+                sz = sh = _scan(Z, starts, scratch, widen=True,
+                                **h_kw)  # type: ignore[arg-type]
             else:
-                sz = _scan(Z, starts, scratch, dead=relu and by_unit, var=own)
+                sz = _scan(Z, starts, scratch, dead=relu and by_unit, widen=True)
                 H = _pack([trace.hs[l + 1] for l in group], scratch, "H")[0]
                 # hidden layers' h lie within a bounded activation's range (rows of units
                 # when packed; a single layer's array is all hidden or all output)
                 bounded = H.shape[1] if hidden.all() else int(starts[np.argmin(hidden)])
-                sh = _scan(H, starts, scratch, var=own, bounded_rows=bounded,
+                sh = _scan(H, starts, scratch, bounded_rows=bounded, widen=True,
                            **h_kw)  # type: ignore[arg-type]
             sd = _scan(_pack([grads.dzs[l] for l in group], scratch, "D")[0], starts, scratch,
-                       dz_edges=bins.dz_edges, var=own)
+                       dz_edges=bins.dz_edges, widen=True)
             out["act_mean"][:, cols], out["act_var"][:, cols] = sh.mean, sh.var
             out["pre_mean"][:, cols], out["pre_var"][:, cols] = sz.mean, sz.var
             out["grad_var"][:, cols] = sd.var
-            if not own:  # numpy's own float32 sums, to the bit
-                for l in group:
-                    for name, a in (("act", trace.hs[l + 1]), ("pre", trace.zs[l])):
-                        flat = _flat(a)
-                        out[name + "_mean"][:, l] = flat.mean(axis=1)
-                        out[name + "_var"][:, l] = flat.var(axis=1)
-                    out["grad_var"][:, l] = _flat(grads.dzs[l]).var(axis=1)
             if sh.saturated is not None:
                 out["saturated"][:, cols[hidden]] = sh.saturated[:, hidden]
             if relu and sz.dead is not None:

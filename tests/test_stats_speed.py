@@ -16,7 +16,8 @@ Array = np.ndarray
 
 # ---------------------------------------------------------------------------------------------
 # the reference: layer_stats as it was before the speed-up (numpy .mean/.var, log10, histogram by
-# where/clip/astype/boolean index/bincount), kept verbatim as the definition of the numbers
+# where/clip/astype/boolean index/bincount), kept as the definition of the numbers; float32
+# values are widened to float64 first (the statistics of the values, not of float32 arithmetic)
 
 STATS = (
     "act_mean", "act_var", "pre_mean", "pre_var", "grad_var", "weight_grad_var", "weight_var",
@@ -31,8 +32,13 @@ def _flat(a: Array) -> Array:
     return a.reshape(a.shape[0], -1)
 
 
+def _wide(a: Array) -> Array:
+    """The statistics are those of the values themselves: float32 widened (exactly) to float64."""
+    return a.astype(np.float64)
+
+
 def _var(a: Array) -> Array:
-    return _flat(a).var(axis=1)
+    return _flat(_wide(a)).var(axis=1)
 
 
 def _std_ratio(num: Array, den: Array) -> Array:
@@ -61,7 +67,7 @@ def _reference_layer_stats(pop: Population, trace: Trace, grads: Grads, bins: Bi
     hist_dz = np.zeros((M, L, nb), dtype=np.int64)
     with np.errstate(all="ignore"):
         for l in range(L):
-            z, h, dz = trace.zs[l], trace.hs[l + 1], grads.dzs[l]
+            z, h, dz = _wide(trace.zs[l]), _wide(trace.hs[l + 1]), _wide(grads.dzs[l])
             W, dW = pop.Ws[l], grads.dWs[l]
             flat_h = _flat(h)
             out["act_mean"][:, l] = flat_h.mean(axis=1)
