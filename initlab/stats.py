@@ -32,6 +32,7 @@ buffers kept in a Workspace from one call to the next:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,6 +90,7 @@ class _Scratch:
 
     def __init__(self, ws: Workspace | None = None) -> None:
         self._bufs: Workspace = {} if ws is None else ws
+        self.plans: dict = self._bufs.setdefault("plans", {})  # _scan's, by shape and kind
 
     def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype | type) -> Array:
         dt = np.dtype(dtype)
@@ -261,6 +263,62 @@ def _blocks(M: int, U: int, B: int) -> list[tuple[int, int, int, int]]:
     return [(r, r + 1, u, min(U, u + k)) for r in range(M) for u in range(0, U, k)]
 
 
+@dataclass
+class _Plan:
+    """What a scan of one kind of X needs besides X: blocks, segments, binner and work buffers.
+    Built once per (shape, segments, kind) and kept in the Workspace (per-call setup was a
+    quarter of a small net's record)."""
+
+    widths: Array  # (S,) rows per segment
+    seg: Array  # (U,) segment of each row
+    blocks: list[tuple[int, int, int, int]]
+    dtype: np.dtype  # of the computation: X's, or float64 when widened
+    wide: Array | None  # block buffer for widening
+    ones: Array  # (B,)
+    nb: int
+    binner: _HBins | _DzBins | None
+    offset: Array  # (Rmax, U, 1) bin-index offset of block row r, row u's segment
+    sat: tuple[float, float, Array, Array] | None  # (lo, hi, buffers) of saturation
+
+
+def _plan(X: Array, starts: Array, scratch: _Scratch, h_edges: Array | None,
+          dz_edges: Array | None, bounds: tuple[float, float] | None, widen: bool) -> _Plan:
+    key = ("plan", X.shape, X.dtype.str, widen, starts.tobytes(), bounds,
+           None if h_edges is None else h_edges.tobytes(),
+           None if dz_edges is None else dz_edges.tobytes())
+    plan = scratch.plans.get(key)
+    if plan is not None:
+        return plan
+    M, U, B = X.shape
+    S = len(starts)
+    widths = np.subtract(np.append(starts[1:], U), starts)
+    seg = np.repeat(np.arange(S), widths)
+    blocks = _blocks(M, U, B)
+    Rmax, umax = max(r1 - r0 for r0, r1, _, _ in blocks), max(u1 - u0 for _, _, u0, u1 in blocks)
+    shape = (Rmax, umax, B)
+    dtype = np.dtype(np.float64) if widen else X.dtype
+    edges = h_edges if h_edges is not None else dz_edges
+    nb = 0 if edges is None else len(edges) - 1
+    # bin indices as int32 where they fit (half the memory traffic of intp, faster casts)
+    itype = np.int32 if Rmax * S * (nb + 1) < 2**31 else np.intp
+    binner: _HBins | _DzBins | None = None
+    if h_edges is not None:
+        binner = _HBins(h_edges, scratch, shape, itype, within=bounds)
+    elif dz_edges is not None:
+        binner = _DzBins(dz_edges, dtype, scratch, shape, itype)
+    sat = None
+    if bounds is not None:
+        margin = SATURATION_MARGIN * (bounds[1] - bounds[0]) / 2
+        sat = (bounds[0] + margin, bounds[1] - margin,
+               scratch.get("sat", shape, bool), scratch.get("sat2", shape, bool))
+    plan = scratch.plans[key] = _Plan(
+        widths, seg, blocks, dtype, scratch.get("wide", shape, dtype) if dtype != X.dtype else None,
+        np.ones(B, dtype), nb, binner,
+        ((np.arange(Rmax) * (S * (nb + 1)))[:, None]
+         + (seg * (nb + 1))[None, :]).astype(itype)[:, :, None], sat)
+    return plan
+
+
 def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None = None,
           dz_edges: Array | None = None, bounds: tuple[float, float] | None = None,
           dead: bool = False, bounded_rows: int = 0, widen: bool = False) -> _Summary:
@@ -275,72 +333,50 @@ def _scan(X: Array, starts: Array, scratch: _Scratch, *, h_edges: Array | None =
     Block by block each row r gets its sum s_r and sum of squares q_r (two BLAS products);
     mean = sum_r s_r / n and the variance from them (_variance), n = rows * B."""
     M, U, B = X.shape
-    S = len(starts)
-    widths = np.subtract(np.append(starts[1:], U), starts)
-    seg = np.repeat(np.arange(S), widths)
-    blocks = _blocks(M, U, B)
-    Rmax, umax = max(r1 - r0 for r0, r1, _, _ in blocks), max(u1 - u0 for _, _, u0, u1 in blocks)
-    shape = (Rmax, umax, B)
-    dtype = np.dtype(np.float64) if widen else X.dtype
-    wide = scratch.get("wide", shape, dtype) if dtype != X.dtype else None
-    sums = np.empty((M, U), dtype)
-    sq = np.empty((M, U), dtype)
-    ones = np.ones(B, dtype)
-    edges = h_edges if h_edges is not None else dz_edges
-    nb = 0 if edges is None else len(edges) - 1
-    hist = np.zeros((M, S, nb + 1), np.intp) if edges is not None else None
-    binner: _HBins | _DzBins | None = None
-    # bin indices as int32 where they fit (half the memory traffic of intp, faster casts)
-    itype = np.int32 if Rmax * S * (nb + 1) < 2**31 else np.intp
-    if h_edges is not None:
-        binner = _HBins(h_edges, scratch, shape, itype, within=bounds)
-    elif dz_edges is not None:
-        binner = _DzBins(dz_edges, dtype, scratch, shape, itype)
-    # index offset of block row r, row u's segment: one add turns bins into (r, segment, bin)
-    offset = ((np.arange(Rmax) * (S * (nb + 1)))[:, None]
-              + (seg * (nb + 1))[None, :]).astype(itype)[:, :, None]
-    near = np.empty((M, U), np.intp) if bounds is not None else None
-    if bounds is not None:
-        margin = SATURATION_MARGIN * (bounds[1] - bounds[0]) / 2
-        sat_lo, sat_hi = bounds[0] + margin, bounds[1] - margin
-        sat, sat2 = scratch.get("sat", shape, bool), scratch.get("sat2", shape, bool)
-    top = np.empty((M, U), dtype) if dead else None
-    for r0, r1, u0, u1 in blocks:
+    P = _plan(X, starts, scratch, h_edges, dz_edges, bounds, widen)
+    S, nb, binner = len(starts), P.nb, P.binner
+    sums = np.empty((M, U), P.dtype)
+    sq = np.empty((M, U), P.dtype)
+    hist = np.zeros((M, S, nb + 1), np.intp) if binner is not None else None
+    near = np.empty((M, U), np.intp) if P.sat is not None else None
+    top = np.empty((M, U), P.dtype) if dead else None
+    for r0, r1, u0, u1 in P.blocks:
         blk = X[r0:r1, u0:u1]
         R, u = r1 - r0, u1 - u0
-        if wide is not None:
-            np.copyto(wide[:R, :u], blk)
-            blk = wide[:R, :u]
+        if P.wide is not None:
+            np.copyto(P.wide[:R, :u], blk)
+            blk = P.wide[:R, :u]
         rows = blk.reshape(R * u, B)
-        s = np.matmul(rows, ones).reshape(R, u)  # BLAS: several times numpy's add.reduce
+        s = np.matmul(rows, P.ones).reshape(R, u)  # BLAS: several times numpy's add.reduce
         sums[r0:r1, u0:u1] = s
         sq[r0:r1, u0:u1] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(R, u)
         if binner is not None and hist is not None:
             idx = binner(blk, not np.isfinite(s).all(), bounded_rows - u0)
             if R > 1 or S > 1:
-                idx += offset[:R, u0:u1]
+                idx += P.offset[:R, u0:u1]
             hist[r0:r1] += np.bincount(idx.reshape(-1), minlength=R * S * (nb + 1)
                                        ).reshape(R, S, nb + 1)
-        if near is not None:
+        if near is not None and P.sat is not None:
+            sat_lo, sat_hi, sat, sat2 = P.sat
             lo_ = np.less_equal(blk, sat_lo, out=sat[:R, :u])
             lo_ |= np.greater_equal(blk, sat_hi, out=sat2[:R, :u])
             near[r0:r1, u0:u1] = np.count_nonzero(lo_, axis=2)
         if top is not None:
             top[r0:r1, u0:u1] = np.max(blk, axis=2)
-    n = widths * B
+    n = P.widths * B
     mean = np.add.reduceat(sums, starts, axis=1) / n
-    v = _variance(X, starts, widths, sums, sq, mean)
+    v = _variance(X, starts, P.widths, sums, sq, mean, P.seg)
     return _Summary(
         mean, v, None if hist is None else hist[:, :, :nb],
         None if near is None else np.add.reduceat(near, starts, axis=1) / n,
-        None if top is None else np.add.reduceat(top <= 0, starts, axis=1) / widths)
+        None if top is None else np.add.reduceat(top <= 0, starts, axis=1) / P.widths)
 
 
 WELL_CONDITIONED = 8.0  # sum x^2 <= this * M2: the one-pass variance keeps ~1e-14 (see _variance)
 
 
-def _variance(X: Array, starts: Array, widths: Array, sums: Array, sq: Array, mean: Array
-              ) -> Array:
+def _variance(X: Array, starts: Array, widths: Array, sums: Array, sq: Array, mean: Array,
+              seg: Array | None = None) -> Array:
     """var (M, S) of X's segments from its rows' sums and sums of squares: M2 = sum x^2 - n mean^2
     where that is well conditioned, else exactly by two passes.
 
@@ -355,8 +391,9 @@ def _variance(X: Array, starts: Array, widths: Array, sums: Array, sq: Array, me
     s2 = np.add.reduceat(sq, starts, axis=1)
     m2 = s2 - np.add.reduceat(sums, starts, axis=1) * mean
     exact = ~(s2 <= WELL_CONDITIONED * m2)  # and inf/NaN
-    seg = np.repeat(np.arange(len(starts)), widths)
     redo = np.flatnonzero(exact.any(axis=1))
+    if len(redo) and seg is None:
+        seg = np.repeat(np.arange(len(starts)), widths)
     step = max(1, BLOCK * 16 // (U * B))  # members at a time: bounded temporaries
     for i in range(0, len(redo), step):
         ms = redo[i:i + step]
@@ -410,10 +447,10 @@ def _pack(arrays: list[Array], scratch: _Scratch, key: str) -> tuple[Array, Arra
         X, by_unit = _units(arrays[0])
         return X, np.zeros(1, np.intp), by_unit
     widths = [a.shape[2] for a in arrays]
-    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+    starts = np.array([0, *itertools.accumulate(widths[:-1])], np.intp)
     M, B = arrays[0].shape[:2]
     X = scratch.get(key, (M, sum(widths), B), np.float64)
-    np.concatenate([np.swapaxes(a, 1, 2) for a in arrays], axis=1, out=X)
+    np.concatenate([a.transpose(0, 2, 1) for a in arrays], axis=1, out=X)
     return X, starts, True
 
 
