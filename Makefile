@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/optim.py \
-          initlab/model.py initlab/train.py initlab/stats.py initlab/theory.py \
-          initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
+          initlab/model.py initlab/train.py initlab/stats.py initlab/binning.py \
+          initlab/theory.py initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
           initlab/yaml_positions.py initlab/config_problems.py \
           initlab/experiment.py initlab/diagnosis.py initlab/api.py
 
