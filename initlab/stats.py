@@ -7,7 +7,7 @@ for every layer, member and step, so they can be compared side by side.
 Recording runs every few training steps, so it is written for speed (same numbers as the
 straightforward numpy version: tests/test_stats_speed.py). An array is read as X (M, U, B): the
 (M, width, B) buffer the engine's (M, B, width) arrays are views of (rows = units), and a small
-float64 net's layers all packed into one such array (a copy; segments = layers), so that a few
+net's layers all packed into one float64 such array (a copy; segments = layers), so that a few
 NumPy calls serve every layer. X is read once, in blocks of about BLOCK values (whole members
 where they fit) whose statistics are all taken while the block is in the CPU cache, in work
 buffers kept in a Workspace from one call to the next:
