@@ -67,7 +67,7 @@ class LinearBins:
         pos, idx = self.pos[:R, :u], self.idx[:R, :u]
         np.multiply(blk, self.scale, out=pos)
         np.add(pos, self.shift, out=pos)
-        k = 0 if nan or not self.inside else min(inside_rows, u)
+        k = 0 if nan or not self.inside else max(0, min(inside_rows, u))
         if k < u:
             np.clip(pos[:, k:], 0.0, self.nb - 1.0, out=pos[:, k:])
         if nan:

@@ -100,6 +100,7 @@ from initlab.losses import get_loss  # noqa: E402
 from initlab.model import backward, forward  # noqa: E402
 from initlab.stats import (  # noqa: E402
     BLOCK,
+    PACK,
     Bins,
     default_bins,
     histogram,
@@ -214,6 +215,18 @@ def test_saturated_nets(act: str) -> None:
     bins = default_bins(pop.activation)
     stats = layer_stats(pop, trace, grads, bins)[0]
     assert (stats["saturated"][:, :-1] > 0.5).all()
+    _check(pop, trace, grads)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+def test_packed_net_whose_blocks_split_the_rows(act: str) -> None:
+    """A small net packed into one array whose member is bigger than a block, so blocks start
+    inside the output layer's rows: those rows (logits far outside the h range) still get
+    clipped into the end bins while the bounded hidden rows skip the clip."""
+    pop = _pop(act, [2, 3, 4], M=2, seed=16, scale=40.0)
+    B = BLOCK // 2 - 1  # two rows per block: the blocks start at rows 0, 2, 4, 6
+    trace, grads = _pass(pop, np.random.default_rng(17).normal(size=(B, 2)))
+    assert sum(z.size for z in trace.zs) <= PACK and np.abs(trace.zs[-1]).max() > 5
     _check(pop, trace, grads)
 
 
