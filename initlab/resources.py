@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
-from initlab.model import population_memory_bytes
+from initlab.model import OPTIMIZER_STATE, population_memory_bytes
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
@@ -214,6 +214,8 @@ class Plan:
     records: int  # R
     dtype: str
     parts: dict[str, int] = field(default_factory=dict)
+    batch_eff: int = 0  # B_eff: the largest batch a forward pass holds
+    optimizer: str = "sgd"
 
     @property
     def members(self) -> int:
@@ -243,6 +245,19 @@ class Plan:
             f"  steps:   {self.epochs} epochs, {full}: {self.steps} optimizer steps, "
             f"{self.records} recorded",
             f"  memory:  about {format_size(self.total)} ({parts})",
+            *self.population_formula(),
+        ]
+
+    def population_formula(self) -> list[str]:
+        """model.population_memory_bytes with this plan's numbers in it (two lines)."""
+        n, hidden = self.sizes, self.sizes[1:-1]
+        s = 4 if self.dtype == "float32" else 8
+        k = OPTIMIZER_STATE.get(self.optimizer, 2)
+        return [
+            "  population = s M [P (3 + k) + B_eff (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]",
+            f"             = {s} x {self.members} x [{self.params_per_member} x {3 + k} + "
+            f"{self.batch_eff} x ({n[0]} + 4 x {sum(hidden)} + 3 x {n[-1]} + 2 x "
+            f"{max(n[1:])})] B = {format_size(self.parts.get('population', 0))}",
         ]
 
 
@@ -281,7 +296,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
         "base": BASE_BYTES,
     }
     return Plan(str(cfg.get("name")), shape, sizes, V, S, E, B, steps, R,
-                str(cfg.get("dtype", "float64")), parts)
+                str(cfg.get("dtype", "float64")), parts, B_eff, optimizer)
 
 
 _ADVICE = {

@@ -388,6 +388,29 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
+@pytest.mark.parametrize(("old", "new", "s", "k"), [
+    ("", "", 8, 0), ("seeds: 2", "seeds: 2\ndtype: float32", 4, 0),
+    ("train: {epochs: 5}", "train: {epochs: 5, optimizer: adam}", 8, 2)])
+def test_dry_run_states_the_population_formula_with_its_numbers(
+        tmp_path: Path, old: str, new: str, s: int, k: int) -> None:
+    """--dry-run prints model.population_memory_bytes' formula, then the same formula with the
+    config's numbers (s M [P (3 + k) + B_eff (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]),
+    whose value is the plan's population figure."""
+    cfg = _write(tmp_path, SMALL.replace(old, new) if old else SMALL)
+    r = runner.invoke(app, ["run", str(cfg), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    i = next(j for j, line in enumerate(lines) if "population = s M [P (3 + k)" in line)
+    values = [int(v) for v in re.findall(r"\d+", lines[i + 1].split(" B = ")[0])]
+    assert values == [s, 4, 31, 3 + k, 40, 2, 4, 7, 3, 1, 2, 4]
+    s_, M, P, c, B, n_in, _, hidden, _, n_out, _, n_max = values
+    resolved = initlab.api.resolve(initlab.load_config(cfg))
+    plan = resources.estimate(resolved, resources.data_shape(resolved))
+    assert plan.parts["population"] == s_ * M * (P * c + B * (n_in + 4 * hidden + 3 * n_out
+                                                               + 2 * n_max))
+    assert lines[i + 1].endswith(resources.format_size(plan.parts["population"]))
+
+
 def test_memory_estimate_follows_the_formula() -> None:
     cfg = initlab.api.resolve(SMALL_DICT)
     plan = resources.estimate(cfg, resources.data_shape(cfg))
