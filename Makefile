@@ -7,7 +7,7 @@ CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/opti
           initlab/model.py initlab/train.py initlab/stats.py initlab/binning.py \
           initlab/theory.py initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
           initlab/yaml_positions.py initlab/config_problems.py \
-          initlab/experiment.py initlab/diagnosis.py initlab/api.py
+          initlab/experiment.py initlab/diagnosis.py initlab/api.py initlab/workspace.py
 
 .PHONY: demo test lint env clean bench
 

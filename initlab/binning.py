@@ -22,10 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from initlab.workspace import Workspace
+
 Array = np.ndarray
-
-Workspace = dict  # work buffers kept from one call to the next: {key: array}
-
 
 class Scratch:
     """Work buffers, grown on demand and reused from one block to the next, and from one call

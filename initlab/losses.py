@@ -1,4 +1,5 @@
 """Losses of a population with their gradients: fn(z, y) -> (loss per member (M,), dz like z).
+fn(z, y, ws) may keep its work arrays, and dz, in the workspace ws for the next call.
 
 z: (M, B, K) logits or outputs of M members on one batch of B samples. y, shared by all members
 or per member:
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from initlab.registry import Registry
+from initlab.workspace import Workspace, buffer
 
 Array = np.ndarray
-LossFn = Callable[[Array, Array], tuple[Array, Array]]
+LossFn = Callable[..., tuple[Array, Array]]  # (z, y, ws=None) -> (loss (M,), dz like z)
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,13 @@ class Loss:
     """A loss of stacked outputs z (M, B, K) against targets y, with its gradient."""
 
     name: str
-    fn: LossFn  # (z, y) -> (loss (M,), dz like z)
+    fn: LossFn  # (z, y, ws=None) -> (loss (M,), dz like z)
     description: str = ""
     task: str = ""  # the data task it suits: "binary", "multiclass", "regression"
     formula: str = ""
 
-    def __call__(self, z: Array, y: Array) -> tuple[Array, Array]:
-        return self.fn(z, y)
+    def __call__(self, z: Array, y: Array, ws: Workspace | None = None) -> tuple[Array, Array]:
+        return self.fn(z, y, ws=ws)
 
 
 def _as_float(z: Array) -> Array:
@@ -78,14 +80,16 @@ def sigmoid(z: Array) -> Array:
     return _sigmoid_from((z >= 0).astype(z.dtype), e)
 
 
-def _sigmoid_from(pos: Array, e: Array) -> Array:
-    """where(pos, 1, e) / (1 + e) (a new array) from e = exp(-|z|) and pos = [z >= 0] as 0.0/1.0.
-    The select is arithmetic, pos + (e - e pos), exact for finite e (np.where on floats costs
-    ~10 multiplies); NaN stays NaN, z = -inf gives 0 / 1, z = +inf 1 / 1."""
-    num = e * pos
+def _sigmoid_from(pos: Array, e: Array, out: Array | None = None, den: Array | None = None
+                  ) -> Array:
+    """where(pos, 1, e) / (1 + e) (in `out`, else a new array) from e = exp(-|z|) and
+    pos = [z >= 0] as 0.0/1.0 (`den`: a work array like e). The select is arithmetic,
+    pos + (e - e pos), exact for finite e (np.where on floats costs ~10 multiplies); NaN stays
+    NaN, z = -inf gives 0 / 1, z = +inf 1 / 1."""
+    num = np.multiply(e, pos, out=out)
     np.subtract(e, num, out=num)
     num += pos
-    num /= 1 + e
+    num /= np.add(e, 1, out=den)
     return num
 
 
@@ -139,11 +143,12 @@ def _bce_careful(z: Array, y: Array) -> tuple[Array, Array]:
     return loss.astype(z.dtype, copy=False), ((sigmoid(z) - y) / n).astype(z.dtype, copy=False)
 
 
-def _bce(z: Array, y: Array) -> tuple[Array, Array]:
+def _bce(z: Array, y: Array, ws: Workspace | None = None) -> tuple[Array, Array]:
     """loss = mean over (B, K) of max(z, 0) - z y + log1p(exp(-|z|)), computed as
     z (pos - y) + log1p(e) with pos = [z >= 0], e = exp(-|z|) (exact for hard labels, no
     cancellation for soft ones); dz = (sigmoid(z) - y) / (B K), sigmoid(z) = (1 or e) / (1 + e).
-    For y in {0, 1} loss and dz are bitwise those of _bce_careful.
+    For y in {0, 1} loss and dz are bitwise those of _bce_careful. With a workspace `ws` the
+    work arrays and dz are its buffers, reused by the next call (no fresh pages every step).
 
     A member with an inf or NaN logit gets a non-finite fast loss (its term z (pos - y) is
     inf * (1 - y) or -inf * (-y): inf or 0 * inf = NaN), so it is redone by _bce_careful, which
@@ -154,12 +159,13 @@ def _bce(z: Array, y: Array) -> tuple[Array, Array]:
     if not np.isfinite(y).all():  # infinite/NaN targets: the careful form's NaNs, as ever
         return _bce_careful(z, np.broadcast_to(y, z.shape))
     n = z.shape[1] * z.shape[2]
+    e, pos, den, dz = (buffer(ws, ("bce", k), z.shape, z.dtype) for k in ("e", "pos", "den", "dz"))
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite members are redone below
-        e = np.abs(z)
+        np.abs(z, out=e)
         np.negative(e, out=e)
         np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]
-        pos = (z >= 0).astype(z.dtype)
-        dz = _sigmoid_from(pos, e)
+        np.greater_equal(z, 0, out=pos)  # 1.0 / 0.0
+        _sigmoid_from(pos, e, out=dz, den=den)
         t = pos
         t -= y  # 1 - y where z >= 0, -y where z < 0
         t *= z  # = max(z, 0) - z y
@@ -227,7 +233,7 @@ def _row_reduce(op: np.ufunc, x: Array) -> Array:
     return out
 
 
-def _softmax_ce(z: Array, y: Array) -> tuple[Array, Array]:
+def _softmax_ce(z: Array, y: Array, ws: Workspace | None = None) -> tuple[Array, Array]:
     """loss = mean over B of logsumexp(z) - z[y], as -(s[y] - log sum exp(s)) with s = z - max z;
     dz = (exp(s) / sum exp(s) - onehot(y)) / B.
 
@@ -251,7 +257,7 @@ def _softmax_ce(z: Array, y: Array) -> tuple[Array, Array]:
     return _redo(loss, dz, lambda bad: _softmax_ce_careful(z[bad], np.broadcast_to(y, (M, B))[bad]))
 
 
-def _mse(z: Array, y: Array) -> tuple[Array, Array]:
+def _mse(z: Array, y: Array, ws: Workspace | None = None) -> tuple[Array, Array]:
     """loss = mean over (B, K) of (z - y)^2 (torch.nn.MSELoss); dz = 2 (z - y) / (B K)."""
     z = _check_z(z, "mse")
     y = _fit(z, y, "mse")  # broadcast in the arithmetic

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab.activations import Activation
+from initlab.workspace import Workspace
+from initlab.workspace import buffer as _buf
 
 Array = np.ndarray
 
@@ -81,20 +83,10 @@ class Grads:
 
 CHUNK = 1 << 15  # elements per chunk of fused elementwise work (its temporaries stay in L2)
 TANH_EXACT_BELOW = 2.0**-10  # a unit whose |z| stays below this on the whole batch: np.tanh
-Workspace = dict  # buffers reused from one training step to the next: {key: array}
 
 
 def _T(a: Array) -> Array:
     return np.swapaxes(a, -1, -2)
-
-
-def _buf(ws: Workspace | None, key: object, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    if ws is None:
-        return np.empty(shape, dtype)
-    a = ws.get(key)
-    if a is None or a.shape != shape or a.dtype != dtype:
-        a = ws[key] = np.empty(shape, dtype)
-    return a
 
 
 def _contract(A: Array, hT: Array, out: Array) -> Array:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab.losses import Loss, accuracy
-from initlab.model import Grads, Population, Trace, Workspace, backward, forward
+from initlab.model import Grads, Population, Trace, backward, forward
 from initlab.optim import make_optimizer
 from initlab.stats import STATS, Bins, layer_stats
+from initlab.workspace import Workspace
 
 Array = np.ndarray
 Progress = Callable[[int, int], None]
@@ -180,7 +181,7 @@ def train(
     def one_step(step: int, xb: Array, yb: Array) -> Array:
         nonlocal alive
         trace = forward(pop, xb, ws=ws)
-        l_b, dout = loss.fn(trace.out, yb)
+        l_b, dout = loss.fn(trace.out, yb, ws=ws)
         grads = backward(pop, trace, dout, ws=ws)
         bad = alive & ~(np.isfinite(l_b) & _finite_per_member(grads.params))
         diverged_step[bad] = step
@@ -217,7 +218,7 @@ def train(
                 break
         # after training: statistics on the measurement batch, loss on all the data
         trace: Trace = forward(pop, x_meas, ws=ws)  # the step buffers: no fresh pages
-        l_meas, dout = loss.fn(trace.out, y_meas)
+        l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
         record_stats(rec, step, pop, trace, backward(pop, trace, dout, ws=ws), bins)
         if full:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)

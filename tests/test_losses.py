@@ -283,6 +283,31 @@ def test_bce_fast_equals_careful(scale: float, K: int, kind: str) -> None:
         np.testing.assert_array_equal(loss, ref)  # hard labels: the same terms, bitwise
 
 
+@pytest.mark.parametrize("name", ["bce", "softmax_ce", "mse"])
+def test_a_workspace_changes_no_number(name: str) -> None:
+    """loss.fn(z, y, ws=ws) keeps its work arrays (and dz) in ws: bitwise the numbers of a call
+    without one, call after call with the same ws as shapes, dtypes and non-finite members
+    change; the returned dz is ws's buffer, overwritten by the next call."""
+    loss = L.get_loss(name)
+    rng = np.random.default_rng(31)
+    ws: dict = {}
+    for M, B, K, dtype, bad in ((4, 30, 1, np.float64, False), (4, 30, 1, np.float64, True),
+                                (3, 17, 2, np.float64, False), (4, 30, 1, np.float32, False)):
+        K = 3 if name == "softmax_ce" else K
+        z = rng.normal(0, 4, (M, B, K)).astype(dtype)
+        if bad:
+            z[1, 2, 0], z[2, 0, 0] = np.nan, np.inf
+        y = (rng.integers(0, K, B) if name == "softmax_ce"
+             else rng.integers(0, 2, (B, K) if K > 1 else B).astype(float))
+        ref, dref = loss.fn(z, y)
+        got, dz = loss.fn(z, y, ws=ws)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(dz, dref)
+        assert dz.dtype == dtype
+    if name == "bce":
+        assert any(v is dz for v in ws.values())  # dz lives in the workspace
+
+
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("K", [2, 3, 10, 40])
 @pytest.mark.parametrize("per_member", [False, True], ids=["shared", "per_member"])
