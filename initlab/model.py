@@ -198,7 +198,8 @@ def backward(pop: Population, trace: Trace, dout: Array, *, reference: bool = Fa
         dz[l-1] = (dz[l] @ W[l]^T) * phi'(z[l-1])
 
     The fast path works in the (M, width, B) layout of `forward` (see there) and takes tanh'
-    from the forward pass; Grads.dzs are (M, B, width) views.
+    from the forward pass; Grads.dzs are (M, B, width) views. With `ws`, dz and dW live in its
+    buffers: the next call with the same ws overwrites them.
     """
     dtype = pop.Ws[0].dtype
     if reference or dout.dtype != dtype or any(z.dtype != dtype for z in trace.zs):
@@ -215,7 +216,8 @@ def backward(pop: Population, trace: Trace, dout: Array, *, reference: bool = Fa
         if not hT.flags.c_contiguous:
             hT = np.ascontiguousarray(hT)  # the input x
         dzs[l - 1] = _T(dzT)
-        dWs[l - 1] = np.matmul(hT, _T(dzT))  # (.., n, B) @ (M, B, m) -> (M, n, m)
+        dWs[l - 1] = np.matmul(hT, _T(dzT), out=_buf(ws, ("dW", l - 1), W.shape, dtype))
+        # (.., n, B) @ (M, B, m) -> (M, n, m), into the step's buffer (no fresh pages)
         dbs[l - 1] = np.add.reduce(dzT, axis=2)[:, None, :]  # (M, 1, m)
         if l > 1:
             dhT = _buf(ws, ("dh", l - 1), (pop.M, W.shape[1], dzT.shape[2]), dtype)
