@@ -1,6 +1,6 @@
 """Would a compiled kernel reach the seed net's 2x-torch-batched target? A probe, not a feature.
 
-    pip install numba && python benchmarks/numba_probe.py
+    pip install -e '.[bench]' numba && python benchmarks/numba_probe.py
 
 One hidden layer of seed_tiny's forward pass (32 members x 2 units x 512 samples, float64):
 z = W^T h + b, h' = tanh(z), tanh'(z), timed three ways at one thread: initlab's NumPy path
