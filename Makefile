@@ -5,9 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := initlab/inits.py initlab/activations.py initlab/losses.py initlab/optim.py \
           initlab/model.py initlab/train.py initlab/stats.py initlab/binning.py \
-          initlab/theory.py initlab/data.py initlab/registry.py initlab/errors.py initlab/config.py \
-          initlab/yaml_positions.py initlab/config_problems.py \
-          initlab/experiment.py initlab/diagnosis.py initlab/api.py initlab/workspace.py
+          initlab/workspace.py initlab/theory.py initlab/gauss.py initlab/data.py \
+          initlab/registry.py initlab/errors.py initlab/config.py initlab/yaml_positions.py \
+          initlab/config_problems.py initlab/experiment.py initlab/diagnosis.py initlab/api.py
 
 .PHONY: demo test lint env clean bench
 

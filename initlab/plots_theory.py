@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from initlab import theory
+from initlab import gauss, theory
 from initlab.activations import Activation, get_activation
 from initlab.plots import DPI, _figure, _finite_mean, _log_series, _members, labels_of, palette
 from initlab.results import Result, atomic_write_bytes
@@ -31,7 +31,7 @@ def phase_grid(activation: str | Activation, sigma_w2: np.ndarray = SIGMA_W2,
     act = activation if isinstance(activation, Activation) else get_activation(activation)
     shape = (len(sigma_b2), len(sigma_w2))
     chi, xi, cs = np.empty(shape), np.empty(shape), np.empty(shape)
-    with np.errstate(all="ignore"), theory.coarse_quadrature():
+    with np.errstate(all="ignore"), gauss.coarse_quadrature():
         for i, sb in enumerate(sigma_b2):
             for j, sw in enumerate(sigma_w2):
                 p = theory.analyze(act, float(sw), float(sb))

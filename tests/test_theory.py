@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate
 from typer.testing import CliRunner
 
-from initlab import inits, theory
+from initlab import gauss, inits, theory
 from initlab.activations import ACTIVATIONS, gain, gauss_expect, get_activation
 from initlab.cli import app
 
@@ -65,22 +65,22 @@ def test_correlation_map_accurate_over_the_issue_range(name: str) -> None:
         if not math.isfinite(q) or q == 0:
             q = 1.0 + sb
         coarse = (theory.correlation_map(name, sw, sb, c, q), theory.chi_c(name, sw, sb, c, q))
-        saved = list(theory._RULE2)
-        theory._RULE2[:] = [20, 16]
+        saved = list(gauss._RULE2)
+        gauss._RULE2[:] = [20, 16]
         try:
             fine = (theory.correlation_map(name, sw, sb, c, q), theory.chi_c(name, sw, sb, c, q))
         finally:
-            theory._RULE2[:] = saved
+            gauss._RULE2[:] = saved
         np.testing.assert_allclose(coarse, fine, rtol=1e-8, atol=1e-12)
 
 
 def test_coarse_quadrature_is_restored_and_still_accurate() -> None:
     act = get_activation("tanh")
     exact = theory.expect2(act.phi, act.phi, 4.0, 0.4)
-    with theory.coarse_quadrature():
+    with gauss.coarse_quadrature():
         rough = theory.expect2(act.phi, act.phi, 4.0, 0.4)
     assert rough == pytest.approx(exact, rel=1e-6)
-    assert theory._RULE2 == [10, 8]
+    assert gauss._RULE2 == [10, 8]
 
 
 # ----------------------------------------------------------------------- closed forms
