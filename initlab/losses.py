@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -25,7 +26,13 @@ from initlab.registry import Registry
 from initlab.workspace import Workspace, buffer
 
 Array = np.ndarray
-LossFn = Callable[..., tuple[Array, Array]]  # (z, y, ws=None) -> (loss (M,), dz like z)
+
+
+class LossFn(Protocol):
+    """(z, y, ws=None) -> (loss (M,), dz like z); ws: work buffers kept for the next call."""
+
+    def __call__(self, z: Array, y: Array, ws: Workspace | None = None
+                 ) -> tuple[Array, Array]: ...
 
 
 @dataclass(frozen=True)
