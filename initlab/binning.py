@@ -12,36 +12,18 @@ put them, written for speed (initlab.stats counts them with np.bincount):
     edges' bit patterns are found once by bisection on np.log10 itself: the counts are exactly
     those of np.log10 and the histogram.
 
-Work buffers come from a Scratch, kept from one call to the next in a Workspace.
+Work buffers come from a workspace.Scratch, kept from one call to the next in a Workspace.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 
-from initlab.workspace import Workspace
+from initlab.workspace import Scratch
 
 Array = np.ndarray
-
-class Scratch:
-    """Work buffers, grown on demand and reused from one block to the next, and from one call
-    to the next when kept in a Workspace (fresh memory costs page faults: ~1 ms per 4 MB)."""
-
-    def __init__(self, ws: Workspace | None = None) -> None:
-        self._bufs: Workspace = {} if ws is None else ws
-        self.plans: dict = self._bufs.setdefault("plans", {})  # stats._scan's, by shape and kind
-
-    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype | type) -> Array:
-        dt = np.dtype(dtype)
-        n = math.prod(shape)
-        buf = self._bufs.get((key, dt))
-        if buf is None or buf.size < n:
-            buf = self._bufs[(key, dt)] = np.empty(max(n, 1024), dt)
-        return buf[:n].reshape(shape)
-
 
 class LinearBins:
     """Bin index of every value over the uniform `edges`: floor((a - e_0) nb / (e_nb - e_0))
@@ -93,7 +75,7 @@ def _log10_abs_bin_of(mag_bits: Array, edges: Array, dtype: np.dtype) -> Array:
 
 @lru_cache(maxsize=16)
 def log10_abs_tables(edges_key: tuple[float, ...], dtype_str: str
-                      ) -> tuple[int, Array, Array] | None:
+                     ) -> tuple[int, Array, Array] | None:
     """(shift, lo, cut): the value with bits b (unsigned view u, signed view s) falls in bin
     lo[c] + (s >= cut[c]) of log10 |a|, c = u >> shift (cells of negative numbers come after
     the positive ones); NaN in bin nb. None when a bin is narrower than a cell."""
@@ -131,7 +113,7 @@ def log10_abs_tables(edges_key: tuple[float, ...], dtype_str: str
 class Log10AbsBins:
     """Bin index of log10 |a| over the uniform `edges` (0: bin 0; +-inf: nb-1; NaN: nb, a bin
     that is dropped), from the bit patterns where the dtype allows (module docstring), else
-    by np.log10 and _HBins."""
+    by np.log10 and LinearBins."""
 
     def __init__(self, edges: Array, dtype: np.dtype, scratch: Scratch,
                  shape: tuple[int, ...], itype: np.dtype | type = np.intp) -> None:

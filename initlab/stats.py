@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from initlab.activations import Activation
-from initlab.binning import LinearBins, Log10AbsBins, Scratch
+from initlab.binning import LinearBins, Log10AbsBins
 from initlab.model import Grads, Population, Trace
-from initlab.workspace import Workspace
+from initlab.workspace import Scratch, Workspace
 
 Array = np.ndarray
 
