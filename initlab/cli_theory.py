@@ -92,9 +92,9 @@ def layer_sigmas(weight: Any, bias: Any, sizes: list[int]) -> tuple[list[float],
         if bias is None:
             sb.append(0.0)
         else:
-            bvar = bias.variance(1, fan_out)
+            bvar = bias.bias_variance(fan_in, fan_out)
             sb.append(float(bvar) if bvar is not None else
-                      float(np.mean(bias(rng, 1, fan_out) ** 2)))
+                      float(np.mean(bias.bias(rng, fan_in, fan_out) ** 2)))
     return sw, sb
 
 

@@ -76,7 +76,7 @@ def _mass(alpha: float, beta: float) -> float:
 
 
 def _truncated_standard_normal(rng: np.random.Generator, alpha: float, beta: float,
-                               shape: tuple[int, int]) -> Array:
+                               shape: tuple[int, ...]) -> Array:
     """z ~ N(0, 1) conditioned on alpha <= z <= beta, by inverse CDF:
     z = Φ⁻¹(Φ(alpha) + (Φ(beta) - Φ(alpha)) · u),  u ~ U[0, 1)."""
     flip = alpha > 0  # draw the mirror image in the left tail, where Φ keeps its precision
@@ -118,6 +118,25 @@ class Initializer:
         """Mean over entries of E[W_ij²]; None where it is not defined before seeing data."""
         return None
 
+    def bias(self, rng: np.random.Generator, fan_in: int, fan_out: int,
+             dtype: Any = np.float64) -> Array:
+        """This scheme as the bias b (shape (fan_out,)) of a fan_in -> fan_out layer. A fan-based
+        scheme (`VarianceScaling` and its named forms) draws b_j from the distribution of the
+        layer's own W_ij, with the layer's fan_in and fan_out (so `torch_linear_default` gives
+        torch's nn.Linear bias U(±1/sqrt(fan_in))); every other scheme draws b as one row of a
+        (1, fan_out) matrix (elementwise schemes: the same as W's entries)."""
+        for param, n in (("fan_in", fan_in), ("fan_out", fan_out)):
+            if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+                raise BadParameterError(self.name, param, f"{param} must be an int >= 1, got {n!r}")
+        return np.asarray(self.draw_bias(rng, int(fan_in), int(fan_out)), dtype=dtype)
+
+    def draw_bias(self, rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
+        return self.draw(rng, 1, fan_out)[0]
+
+    def bias_variance(self, fan_in: int, fan_out: int) -> float | None:
+        """Mean over entries of E[b_j²] of `bias` for a fan_in -> fan_out layer (None: unknown)."""
+        return self.variance(1, fan_out)
+
     def describe(self) -> dict[str, Any]:
         """The resolved spec, JSON-able: {scheme, <given parameters>, <resolved fields>}."""
         own = {f.name: getattr(self, f.name) for f in fields(self)
@@ -152,7 +171,9 @@ class VarianceScaling(Initializer):
         return math.sqrt(self.scale / _fan(self.mode, fan_in, fan_out))
 
     def draw(self, rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
-        shape, std = (fan_in, fan_out), self.std(fan_in, fan_out)
+        return self._sample(rng, self.std(fan_in, fan_out), (fan_in, fan_out))
+
+    def _sample(self, rng: np.random.Generator, std: float, shape: tuple[int, ...]) -> Array:
         if self.distribution == "normal":
             return std * rng.standard_normal(shape)
         if self.distribution == "truncated_normal":
@@ -160,8 +181,14 @@ class VarianceScaling(Initializer):
         bound = math.sqrt(3.0) * std  # == sqrt(3 · scale / n)
         return rng.uniform(-bound, bound, shape)
 
+    def draw_bias(self, rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
+        return self._sample(rng, self.std(fan_in, fan_out), (fan_out,))
+
     def variance(self, fan_in: int, fan_out: int) -> float:
         return self.scale / _fan(self.mode, fan_in, fan_out)
+
+    def bias_variance(self, fan_in: int, fan_out: int) -> float:
+        return self.variance(fan_in, fan_out)
 
 
 @dataclass(frozen=True)

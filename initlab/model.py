@@ -270,7 +270,7 @@ class MemberInit:
     """How one member starts: weight and bias initializers and its seed words."""
 
     weight: object  # an initlab.inits Initializer: (rng, fan_in, fan_out, dtype) -> array
-    bias: object | None  # an Initializer applied to shape (1, fan_out); None = zeros
+    bias: object | None  # an Initializer, drawn as `bias(rng, fan_in, fan_out)`; None = zeros
     seed: tuple[int, ...]
 
 
@@ -302,7 +302,8 @@ def init_population(
         for l in range(L):
             Ws[l][m] = spec.weight(rng, sizes[l], sizes[l + 1], dtype)  # type: ignore[operator]
             if spec.bias is not None:
-                bs[l][m] = spec.bias(rng, 1, sizes[l + 1], dtype)  # type: ignore[operator]
+                bs[l][m, 0] = spec.bias.bias(  # type: ignore[attr-defined]
+                    rng, sizes[l], sizes[l + 1], dtype)
         rescale = getattr(spec.weight, "rescale", None)
         if rescale is not None:
             if x_init is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -472,3 +473,82 @@ def test_non_string_choice_is_a_bad_parameter() -> None:
         resolve("variance_scaling", distribution=["normal"])
     with pytest.raises(BadParameterError, match="mode must be one of"):
         resolve("variance_scaling", mode=None)
+
+
+# ----------------------------------------------------------------------------- bias initializers
+def _population_biases(scheme: str | dict, sizes: list[int], seed: int = 0) -> list[np.ndarray]:
+    """The biases init_population draws with `scheme` as the bias initializer (the real path)."""
+    from initlab.activations import get_activation
+    from initlab.model import MemberInit, init_population
+
+    member = MemberInit(resolve("he_normal"), resolve(scheme), (seed, 0))
+    pop = init_population(sizes, get_activation("tanh"), [member])
+    return [b[0, 0] for b in pop.bs]
+
+
+def test_torch_linear_default_bias_sees_the_layer_fan_in() -> None:
+    # torch's nn.Linear.reset_parameters: bias ~ U(±1/sqrt(fan_in)), fan_in of the weight.
+    # Before the fix the bias was drawn with fan_in = 1: U(±1) (max |b| 0.95 on 400 -> 50).
+    sizes = [400, 50, 3]
+    bs = _population_biases("torch_linear_default", sizes)
+    for fan_in, fan_out, b in zip(sizes[:-1], sizes[1:], bs):
+        assert b.shape == (fan_out,)
+        assert np.abs(b).max() <= 1 / math.sqrt(fan_in)
+    init = resolve("torch_linear_default")
+    b = init.bias(np.random.default_rng(1), 400, 100_000)  # many draws: the law, not the bound
+    assert np.abs(b).max() <= 1 / 20 and np.abs(b).max() > 0.999 / 20
+    assert_second_moment(b, 1 / (3 * 400))  # U(±a): Var = a²/3
+    assert init.bias_variance(400, 50) == pytest.approx(1 / (3 * 400))
+
+
+@pytest.mark.parametrize("scheme,var", [
+    ("he_normal", lambda i, o: 2 / i),
+    ({"scheme": "he_normal", "mode": "fan_out"}, lambda i, o: 2 / o),
+    ("xavier_uniform", lambda i, o: 2 / (i + o)),
+    ("lecun_normal", lambda i, o: 1 / i),
+    ({"scheme": "variance_scaling", "scale": 3.0, "mode": "fan_geo_avg"},
+     lambda i, o: 3 / math.sqrt(i * o)),
+])
+def test_fan_based_bias_uses_the_layer_fans(scheme: str | dict,
+                                            var: Callable[[int, int], float]) -> None:
+    init = resolve(scheme)
+    fan_in, fan_out = 300, 200_000
+    b = init.bias(np.random.default_rng(2), fan_in, fan_out)
+    assert b.shape == (fan_out,)
+    assert_second_moment(b, var(fan_in, fan_out))
+    assert init.bias_variance(fan_in, fan_out) == pytest.approx(var(fan_in, fan_out))
+    # the population path too (he_normal on 400 -> 50 was N(0, 2) before the fix)
+    b1 = _population_biases(scheme, [400, 50, 2])[0]
+    assert np.mean(b1**2) < 10 * var(400, 50)
+
+
+def test_elementwise_bias_schemes_are_unchanged() -> None:
+    # schemes with no fan in their law draw the same numbers as before (one (1, fan_out) row)
+    for spec in ({"scheme": "normal", "std": 0.1}, {"scheme": "uniform", "low": -1, "high": 2},
+                 {"scheme": "constant", "value": -0.5}, {"scheme": "truncated_normal"}):
+        init = resolve(spec)
+        np.testing.assert_array_equal(init.bias(np.random.default_rng(3), 400, 50),
+                                      init(np.random.default_rng(3), 1, 50)[0])
+        assert init.bias_variance(400, 50) == init.variance(1, 50)
+
+
+def test_bias_against_torch_linear() -> None:
+    torch = pytest.importorskip("torch")  # the bench extra; compared when installed
+    from scipy import stats as sps
+
+    torch.manual_seed(0)
+    in_f, out_f = 400, 50
+    theirs = np.concatenate([torch.nn.Linear(in_f, out_f).bias.detach().numpy()
+                             for _ in range(200)]).astype(np.float64)
+    ours = resolve("torch_linear_default").bias(np.random.default_rng(0), in_f, out_f * 200)
+    assert np.abs(theirs).max() <= 1 / math.sqrt(in_f) + 1e-7
+    # the same law: a two-sample KS test on 10 000 draws each (p < 1e-4 would be a mismatch;
+    # the old fan_in = 1 bias gives p ~ 0)
+    assert sps.ks_2samp(theirs, ours).pvalue > 1e-4
+
+
+def test_theory_reads_the_bias_variance_of_the_layer() -> None:
+    from initlab.cli_theory import layer_sigmas
+
+    sw, sb = layer_sigmas(resolve("he_normal"), resolve("torch_linear_default"), [400, 50, 1])
+    assert sw == pytest.approx([2.0, 2.0]) and sb == pytest.approx([1 / 1200, 1 / 150])
