@@ -1,7 +1,9 @@
 """Optimizers on stacked parameters: every array has the member axis M first.
 
-Each member has its own learning rate, an (M,) array, and a step can be masked per member
-(a diverged member is frozen: its parameters and optimizer state no longer change).
+Each member has its own learning rate, an (M,) array, and a step can be masked per member:
+a diverged member is frozen, its parameters no longer change (its lr is zeroed for the step).
+Its optimizer state is not frozen: the caller zeroes its gradients, so its momentum buffer and
+Adam's m and v decay geometrically towards 0 (they are never used again: the freeze is final).
 """
 
 from __future__ import annotations
@@ -50,8 +52,16 @@ class SGD:
 
 @dataclass
 class Adam:
-    """Kingma & Ba:  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
-    p <- p - lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)."""
+    """torch.optim.Adam (Kingma & Ba 2015, Algorithm 1), step t = 1, 2, ...:
+
+        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g²
+        m_hat = m / (1 - b1^t);   v_hat = v / (1 - b2^t)
+        p <- p - lr · m_hat / (sqrt(v_hat) + eps)
+
+    eps is added to sqrt(v_hat), after the bias correction (as torch; TensorFlow's "eps-hat"
+    form adds it to sqrt(v) before, which gives steps up to sqrt(1 - b2^t) times smaller where
+    |g| is not much larger than eps). Computed in torch's order: p -= lr / (1 - b1^t) · m /
+    (sqrt(v) / sqrt(1 - b2^t) + eps), in one work array per parameter."""
 
     lr: Array  # (M,)
     beta1: float = 0.9
@@ -59,21 +69,32 @@ class Adam:
     eps: float = 1e-8
     _m: list[Array] = field(default_factory=list)
     _v: list[Array] = field(default_factory=list)
+    _d: list[Array] = field(default_factory=list)
     _t: int = 0
 
     def step(self, params: Sequence[Array], grads: Sequence[Array], active: Array) -> None:
         if not self._m:
             self._m = [np.zeros_like(p) for p in params]
             self._v = [np.zeros_like(p) for p in params]
+            self._d = [np.empty_like(p) for p in params]
         self._t += 1
         t = self._t
-        step = np.where(active, self.lr, 0.0) * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
-        for p, g, m, v in zip(params, grads, self._m, self._v):
+        step_size = np.where(active, self.lr, 0.0) / (1 - self.beta1**t)
+        bc2_sqrt = float(np.sqrt(1 - self.beta2**t))
+        for p, g, m, v, d in zip(params, grads, self._m, self._v, self._d):
             m *= self.beta1
-            m += (1 - self.beta1) * g
+            np.multiply(g, 1 - self.beta1, out=d)
+            m += d
             v *= self.beta2
-            v += (1 - self.beta2) * (g * g)
-            p -= _per_member(step, p) * m / (np.sqrt(v) + self.eps)
+            np.multiply(g, g, out=d)
+            d *= 1 - self.beta2
+            v += d
+            np.sqrt(v, out=d)
+            d /= bc2_sqrt
+            d += self.eps
+            np.divide(m, d, out=d)
+            d *= _per_member(step_size, p)
+            p -= d
 
 
 OPTIMIZERS: Registry[type] = Registry("optimizer")
@@ -82,7 +103,7 @@ OPTIMIZERS.register("sgd", SGD, description="plain gradient descent: p -= lr * g
 OPTIMIZERS.register("momentum", SGD, aliases=("sgd_momentum",),
                     description="SGD with heavy-ball momentum",
                     formula="v <- mu v + g; p <- p - lr v")
-OPTIMIZERS.register("adam", Adam, description="Adam (Kingma & Ba 2015)",
+OPTIMIZERS.register("adam", Adam, description="Adam (Kingma & Ba 2015), as torch.optim.Adam",
                     formula="p <- p - lr m_hat / (sqrt(v_hat) + eps)")
 
 
