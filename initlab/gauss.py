@@ -29,6 +29,7 @@ _FINE, _COARSE = 20, 20  # panels per half-line of a 1-D integral
 _RULE2 = [10, 8]
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(10)
 _SQRT_2PI = math.sqrt(2 * math.pi)
+_S_MIN = 1e-300  # sqrt(q) used for q = 0: f(1e-300 z) is f's one-sided limit on each side of 0
 
 
 @lru_cache(maxsize=16)
@@ -88,9 +89,10 @@ def _density(z: Array) -> Array:
 
 def expect(f: Callable[[Array], Array], q: float | Array) -> Array:
     """E[f(sqrt(q) z)], z ~ N(0, 1), for every q of an array (composite Gauss-Legendre, cut at
-    z = 0; see the module docstring). f is vectorized; q >= 0."""
+    z = 0; see the module docstring). f is vectorized; q >= 0. At q = 0 it is the limit
+    q -> 0+: (f(0+) + f(0-)) / 2 where f jumps at 0 (phi' of elu, selu, relu), f(0) elsewhere."""
     q = np.asarray(q, dtype=float)
-    s = np.sqrt(q)
+    s = np.maximum(np.sqrt(q), _S_MIN)  # q = 0: half the nodes on each side of 0
     z, w = _line_rule(np.zeros_like(s), s)  # (..., n)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.sum(w * _density(z) * f(s[..., None] * z), axis=-1)

@@ -81,6 +81,23 @@ def _asymptote(act: Activation) -> tuple[float, float] | None:
     return None
 
 
+def _slopes_at_zero(act: Activation) -> tuple[float, float]:
+    """(phi'(0+), phi'(0-)): the one-sided slopes at 0 (equal where phi is smooth there)."""
+    t = np.finfo(float).tiny
+    d = act.dphi(np.array([t, -t]))
+    return float(d[0]), float(d[1])
+
+
+def _kink_slope(act: Activation) -> float | None:
+    """a with phi ~ k (a u + (1 - a) relu(u)) near 0 (k = phi'(0+)), for phi(0) = 0: the
+    leaky slope a = phi'(0-) / phi'(0+) (mirrored, phi(u) -> phi(-u), where phi'(0+) = 0, which
+    leaves the kernels unchanged); None when phi is flat on both sides."""
+    dp, dm = _slopes_at_zero(act)
+    if dp == 0.0 and dm == 0.0:
+        return None
+    return dm / dp if abs(dp) >= abs(dm) else dp / dm
+
+
 def _arccos_kernel(a: float, c: float) -> float:
     """E[phi(z1) phi(z2)] / q for phi = a z + (1 - a) relu(z), corr(z1, z2) = c, Var = 1."""
     c = min(max(c, -1.0), 1.0)
@@ -169,11 +186,13 @@ def _length_slope(act: Activation, sigma_w2: float, q: float) -> float:
         return sigma_w2 * k * k * (1 + a * a) / 2
     if act.name == "erf":
         return 4 * sigma_w2 / (math.pi * (1 + 2 * q) * math.sqrt(1 + 4 * q))
-    if q <= 0.0:
-        h = 1e-4  # phi'' by a central difference of phi'
-        d0 = act.dphi(np.zeros(1))[0]
-        dd = (act.dphi(np.array([h]))[0] - act.dphi(np.array([-h]))[0]) / (2 * h)
-        return float(sigma_w2 * (d0 * d0 + act.phi(np.zeros(1))[0] * dd))
+    if q <= 0.0:  # the limit q -> 0+: half the mass on each side of a kink at 0
+        h = 1e-4  # phi''(0+) and phi''(0-) by one-sided differences of phi'
+        dp, dm = _slopes_at_zero(act)
+        ddp = (act.dphi(np.array([h]))[0] - dp) / h
+        ddm = (dm - act.dphi(np.array([-h]))[0]) / h
+        phi0 = float(act.phi(np.zeros(1))[0])
+        return float(sigma_w2 * ((dp * dp + dm * dm) / 2 + phi0 * (ddp + ddm) / 2))
     # E[phi(u) phi'(u) z] / sqrt(q) = E[phi(u) phi'(u) u] / q
     return float(sigma_w2 * expect(lambda u: act.phi(u) * act.dphi(u) * u, q)) / q
 
@@ -232,8 +251,7 @@ def chi1(activation: str | Activation, sigma_w2: float, sigma_b2: float,
     if math.isinf(q):
         k, a = _asymptote(act) or (math.nan, math.nan)
         return sigma_w2 * k * k * (1 + a * a) / 2
-    if q == 0.0 and _leaky_slope(act) is None:
-        return sigma_w2 * float(act.dphi(np.zeros(1))[0]) ** 2
+    # q* = 0: the limit q -> 0+, sigma_w2 (phi'(0+)² + phi'(0-)²) / 2 (gauss.expect at q = 0)
     return sigma_w2 * _dphi2(act, q)
 
 
@@ -249,10 +267,12 @@ def correlation_map(activation: str | Activation, sigma_w2: float, sigma_b2: flo
         if _leaky_slope(act) is not None:
             q = 1.0  # positively homogeneous: the ratio does not depend on q
         else:
-            # phi ~ phi(0) + phi'(0) u near 0
-            h0, d0 = float(act.phi(np.zeros(1))[0]), float(act.dphi(np.zeros(1))[0])
-            if h0 == 0.0 and sigma_b2 == 0.0:
-                return c if d0 != 0.0 else 1.0
+            # phi ~ phi'(0-) u + (phi'(0+) - phi'(0-)) relu(u) near 0 when phi(0) = 0: a
+            # scaled leaky form, whose normalized kernel does not depend on q
+            h0 = float(act.phi(np.zeros(1))[0])
+            slope = _kink_slope(act)
+            if h0 == 0.0 and sigma_b2 == 0.0 and slope is not None:
+                return _arccos_kernel(slope, c) / ((1 + slope * slope) / 2)
             return 1.0
     if math.isinf(q):
         return _kernel(act, q, c) / _kernel(act, q, 1.0)

@@ -303,3 +303,66 @@ def test_cli_phase_diagram(tmp_path) -> None:
     assert out.read_bytes()[:4] == b"\x89PNG"
     r = runner.invoke(app, ["theory", "phase-diagram", "--activation", "tnah"])
     assert r.exit_code == 2 and "did you mean 'tanh'" in r.stderr
+
+
+# ----------------------------------------------------------------------- sigma_b2 -> 0 limit
+# Activations with a kink at 0 (selu; elu with alpha != 1) have phi'(0+) != phi'(0-). When
+# q* = 0 (sigma_b2 = 0, ordered) the maps are limits q -> 0+: z ~ N(0, q) puts half its mass on
+# each side, so chi1 = dq'/dq = sigma_w2 (phi'(0+)^2 + phi'(0-)^2) / 2. Before the fix initlab
+# used phi'(0) = the left branch (np.where(z > 0, ...) at z = 0).
+KINKED = [("selu", None), ("elu", 2.0), ("elu", 0.5)]
+EVERY = [(n, None) for n in ALL] + KINKED[1:]
+
+
+@pytest.mark.parametrize(("name", "param", "expected"), [
+    ("selu", None, 2 / (theory.SELU_SCALE**2 * (1 + 1.6732632423543772**2))),  # 0.4768
+    ("elu", 2.0, 0.4), ("elu", 0.5, 1.6), ("elu", 1.0, 1.0)])
+def test_critical_line_at_zero_bias_of_kinked_activations(name: str, param: float | None,
+                                                          expected: float) -> None:
+    act = get_activation(name, param)
+    assert theory.critical_sigma_w2(act, 0.0) == pytest.approx(expected, rel=1e-9)
+    # and it is the limit sigma_b2 -> 0 (slow: the error shrinks like sigma_b2^(1/4) here)
+    seq = [theory.critical_sigma_w2(act, sb) for sb in (1e-8, 1e-12, 1e-16)]
+    errs = [abs(v - expected) for v in seq]
+    assert errs[0] >= errs[1] >= errs[2] and errs[2] < 2e-4 * expected, seq
+
+
+def test_selu_at_zero_bias_is_ordered_like_its_neighbours() -> None:
+    # 0.4 < 0.4768: ordered (the old code said chaotic at sigma_b2 = 0, ordered at 1e-9)
+    p0, p1 = theory.analyze("selu", 0.4, 0.0), theory.analyze("selu", 0.4, 1e-9)
+    assert p0.phase == p1.phase == "ordered"
+    assert p0.chi1 == pytest.approx(0.4 * (theory.SELU_SCALE**2) * (1 + 1.6732632423543772**2)
+                                    / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize(("name", "param"), EVERY)
+def test_maps_are_continuous_as_sigma_b2_goes_to_zero(name: str, param: float | None) -> None:
+    """analyze(act, sw, 0) == lim analyze(act, sw, sb), sb -> 0, for sw in the ordered phase
+    (q* -> 0: the kinked case) and the chaotic one (q* > 0): chi1, xi_q, chi_c, c*, rel 1e-4
+    at sb = 1e-14 (the kinked error is O(sqrt(q*)) ~ 1e-7 there)."""
+    act = get_activation(name, param)
+    crit = theory.critical_sigma_w2(act, 0.0)
+    assert math.isfinite(crit), name
+    for sw in (0.6 * crit, 1.8 * crit):
+        at0 = theory.analyze(act, sw, 0.0)
+        near = theory.analyze(act, sw, 1e-14)
+        for key in ("chi1", "chi_c", "xi_q", "c_star"):
+            a, b = getattr(at0, key), getattr(near, key)
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-9), (name, sw, key, a, b)
+        assert at0.phase == near.phase
+        # the correlation map at q* is not continuous in sigma_b2 (in the ordered phase
+        # q* ~ sigma_b2 / (1 - chi1), so sigma_b2 / q* stays O(1)), but at sigma_b2 = 0 it is
+        # continuous in q -> 0+ (the kinked case: a leaky arc-cosine kernel)
+        for c in (-0.5, 0.3, 0.9):
+            c0 = theory.correlation_map(act, sw, 0.0, c, q=0.0)
+            c1 = theory.correlation_map(act, sw, 0.0, c, q=1e-14)
+            assert c0 == pytest.approx(c1, rel=1e-5, abs=1e-7), (name, sw, c, c0, c1)
+
+
+@pytest.mark.parametrize(("name", "param"), KINKED)
+def test_zero_limit_of_expectations_is_the_two_sided_mean(name: str, param: float | None) -> None:
+    act = get_activation(name, param)
+    dp, dm = act.dphi(np.array([1e-12, -1e-12]))
+    want = (dp**2 + dm**2) / 2
+    assert float(gauss.expect(lambda u: act.dphi(u) ** 2, 0.0)) == pytest.approx(want, rel=1e-9)
+    assert float(gauss.expect(lambda u: act.dphi(u) ** 2, 1e-20)) == pytest.approx(want, rel=1e-6)
