@@ -40,14 +40,14 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from initlab import inits
-from initlab import train as train_mod
-from initlab.activations import get_activation
-from initlab.data import load
-from initlab.losses import get_loss
-from initlab.model import MemberInit, Population, init_population, population_memory_bytes
-from initlab.stats import default_bins
-from initlab.train import Schedule, train
+from initlab.data.datasets import load
+from initlab.nn import inits
+from initlab.nn import train as train_mod
+from initlab.nn.activations import get_activation
+from initlab.nn.losses import get_loss
+from initlab.nn.model import MemberInit, Population, init_population, population_memory_bytes
+from initlab.nn.stats import default_bins
+from initlab.nn.train import Schedule, train
 
 try:
     import torch
@@ -353,7 +353,7 @@ def mnist_memory(epochs: int = 1) -> dict[str, Any]:
         _idx(Path(d) / "t10k-labels-idx1-ubyte.gz", 0x801, rng.integers(0, 10, size=10_000))
         code = (
             "import resource, sys, time\n"
-            "import initlab\nfrom initlab.config import load_config\n"
+            "import initlab\nfrom initlab.config.schema import load_config\n"
             "t = time.perf_counter()\n"
             f"cfg = load_config({str(ROOT / 'configs/mnist.yaml')!r}, overrides=["
             f"'data.path={d}', 'train.epochs={epochs}'])\n"

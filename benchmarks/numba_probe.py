@@ -4,7 +4,7 @@
 
 One hidden layer of seed_tiny's forward pass (32 members x 2 units x 512 samples, float64):
 z = W^T h + b, h' = tanh(z), tanh'(z), timed three ways at one thread: initlab's NumPy path
-(batched matmul + bias + the fused exp tanh of initlab.model._tanh), the same math as one
+(batched matmul + bias + the fused exp tanh of initlab.nn.model._tanh), the same math as one
 numba kernel (every element once, in registers), and NumPy's exp alone on as many elements.
 numba's exp is the C library's scalar exp (no SIMD math library on this machine), so the fused
 kernel is bound by the same exp as NumPy: the probe measures how much fusing buys on top.
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from initlab.model import _tanh
+from initlab.nn.model import _tanh
 
 M, N, B = 32, 2, 512
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab import sweep as sw
 from initlab.experiment import run_experiment
+from initlab.sweep import execute as sw
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from initlab.config import Config, config_hash, load_config
+from initlab.config.schema import Config, config_hash, load_config
 from initlab.experiment import run_experiment
-from initlab.results import Result, json_safe, write_result
-from initlab.train import Progress
+from initlab.nn.train import Progress
+from initlab.report.render import write_result
+from initlab.results.folder import Result, json_safe
 
 
 def resolve(config: Config | str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

@@ -17,15 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from initlab import __version__, data, inits, theory
-from initlab.activations import Activation, get_activation
+from initlab import __version__, theory
+from initlab.data import datasets as data
 from initlab.diagnosis import Evidence, diagnose, sentence
 from initlab.errors import ConfigError, Problem
-from initlab.losses import Loss, get_loss
-from initlab.model import MemberInit, Population, forward, init_population, member_rngs
-from initlab.results import Result
-from initlab.stats import default_bins
-from initlab.train import History, Progress, Schedule, train
+from initlab.nn import inits
+from initlab.nn.activations import Activation, get_activation
+from initlab.nn.losses import Loss, get_loss
+from initlab.nn.model import MemberInit, Population, forward, init_population, member_rngs
+from initlab.nn.stats import default_bins
+from initlab.nn.train import History, Progress, Schedule, train
+from initlab.results.folder import Result
 
 FORMAT_VERSION = 1
 LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
-from initlab.model import OPTIMIZER_STATE, population_memory_bytes
+from initlab.nn.model import OPTIMIZER_STATE, population_memory_bytes
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
@@ -146,7 +146,7 @@ class DataShape:
 
 
 def _samples_of(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any], int]:
-    from initlab import data
+    from initlab.data import datasets as data
 
     spec = dict(cfg["data"])
     name = data.DATASETS.canonical(spec.get("name"))

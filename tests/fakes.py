@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab.activations import get_activation
-from initlab.model import Population
-from initlab.results import Result
+from initlab.nn.activations import get_activation
+from initlab.nn.model import Population
+from initlab.results.folder import Result
 
 PLAYGROUND_LABELS = ("zero", "too_small", "appropriate", "too_large")
 STATS = ("act_mean", "act_var", "pre_mean", "pre_var", "grad_var", "weight_grad_var",
@@ -170,7 +170,7 @@ _WRITTEN: list[tuple[Result, Path]] = []
 def written_binary(tmp_path_factory) -> tuple[Result, Path]:
     """The default fake written once with every plot and report. Import it into a test module;
     each importing module gets its own fixture, hence the cache: it is drawn once per run."""
-    from initlab.results import write_result
+    from initlab.report.render import write_result
 
     if not _WRITTEN:
         result = fake_result()

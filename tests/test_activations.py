@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special
 
-from initlab.activations import ACTIVATIONS, Activation, gain, gauss_expect, get_activation
 from initlab.errors import BadParameterError, UnknownNameError
+from initlab.nn.activations import ACTIVATIONS, Activation, gain, gauss_expect, get_activation
 
 NAMES = ["linear", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "tanh",
          "sigmoid", "softsign", "erf"]
@@ -217,7 +217,7 @@ def test_exact_gain_preserves_the_second_moment_monte_carlo(case: tuple[str, flo
 
 
 def test_exact_gain_is_cached() -> None:
-    from initlab.activations import _exact_gain
+    from initlab.nn.activations import _exact_gain
 
     gain("tanh", method="exact")
     hits = _exact_gain.cache_info().hits

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab import interactive
 from initlab.api import resolve
-from initlab.config import load_config
+from initlab.config.schema import load_config
 from initlab.experiment import run_experiment
-from initlab.results import json_safe, write_result
+from initlab.report import interactive
+from initlab.report.render import write_result
+from initlab.results.folder import json_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -74,7 +75,7 @@ def test_payload_is_small_strict_json_and_script_safe(playground):
 
 def test_no_interactive_section_without_statistics(playground):
     result, _ = playground
-    from initlab.results import Result
+    from initlab.results.folder import Result
 
     assert interactive.section(Result(result.config, result.summary, {})) == ""
 
@@ -166,7 +167,7 @@ def test_animate_writes_a_gif_of_histograms_for_non_2d_data(tmp_path):
     from fakes import fake_result
     from PIL import Image
 
-    from initlab.animate import write_gif
+    from initlab.report.animate import write_gif
 
     result = fake_result(variants=2, seeds=1, layers=3, epochs=4, two_d=False,
                          task="multiclass")

@@ -16,10 +16,10 @@ import yaml
 from conftest import small_config
 from typer.testing import CliRunner
 
-from initlab import check
+from initlab.check import expect as check
 from initlab.cli import app
-from initlab.cli_check import annotation, gh_escape
-from initlab.config import load_config
+from initlab.cli.check import annotation, gh_escape
+from initlab.config.schema import load_config
 from initlab.errors import ConfigError
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from initlab.config import Config, config_hash, dump_yaml, load_config
+from initlab.config.schema import Config, config_hash, dump_yaml, load_config
 from initlab.errors import ConfigError, Problem
 
 EXAMPLE = """\
@@ -190,7 +190,7 @@ def test_unknown_activation(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_and_dataset_param(tmp_path: Path) -> None:
-    from initlab.data import params_of
+    from initlab.data.datasets import params_of
 
     p = only(tmp_path, edit("name: circle", "name: circel"))
     assert where(p) == ("data.name", 4, 14) and p.suggestion == "circle"
@@ -323,7 +323,7 @@ def test_merge_keys(tmp_path: Path) -> None:
 
 
 def test_losses_and_optimizers(tmp_path: Path) -> None:
-    from initlab.losses import LOSSES
+    from initlab.nn.losses import LOSSES
 
     alias = next(a for e in LOSSES if e.name == "softmax_ce" for a in e.aliases)
     cfg = load_config(write(tmp_path, edit("loss: bce", f"loss: {alias}")))
@@ -337,7 +337,7 @@ def test_losses_and_optimizers(tmp_path: Path) -> None:
 
 
 def test_activation_parameters(tmp_path: Path) -> None:
-    from initlab.activations import get_activation
+    from initlab.nn.activations import get_activation
 
     name = get_activation("leaky_relu").param_name
     cfg = load_config(write(tmp_path, edit("activation: relu",

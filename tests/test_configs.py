@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import initlab
-from initlab.config import load_config
+from initlab.config.schema import load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initlab import data
-from initlab.data import DATASETS, load, params_of
+from initlab.data import datasets as data
+from initlab.data.datasets import DATASETS, load, params_of
 from initlab.errors import (
     BadParameterError,
     DataUnavailableError,
@@ -168,7 +168,7 @@ def test_teacher_regression_and_classes() -> None:
 
 
 def test_teacher_other_activations_come_from_the_registry() -> None:
-    pytest.importorskip("initlab.activations")
+    pytest.importorskip("initlab.nn.activations")
     ds = load("teacher", rng=rng(), activation="relu", samples=50)
     assert ds.meta["activation"] == "relu" and np.all(np.isfinite(ds.y))
     with pytest.raises(BadParameterError, match="activation"):

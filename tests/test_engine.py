@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from initlab import inits
-from initlab.activations import ACTIVATIONS, get_activation
-from initlab.losses import get_loss
-from initlab.model import MemberInit, Population, backward, forward, init_population
-from initlab.stats import default_bins
-from initlab.train import Schedule, symmetric_members, train
+from initlab.nn import inits
+from initlab.nn.activations import ACTIVATIONS, get_activation
+from initlab.nn.losses import get_loss
+from initlab.nn.model import MemberInit, Population, backward, forward, init_population
+from initlab.nn.stats import default_bins
+from initlab.nn.train import Schedule, symmetric_members, train
 
 ACTS = [e.name for e in ACTIVATIONS]
 LOSSES = ["bce", "softmax_ce", "mse"]
@@ -71,7 +71,7 @@ def _members(schemes: list[str], seeds: int, **params: float) -> list[MemberInit
 
 
 def _circle(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    from initlab.data import load
+    from initlab.data.datasets import load
 
     ds = load("circle", rng=np.random.default_rng(0), samples=n)
     return ds.x, ds.y.astype(float)
@@ -91,7 +91,7 @@ def test_member_alone_equals_member_in_population(optimizer: str, batch: int | N
     bins = default_bins(act)
 
     def shuffles(ms: list[MemberInit]) -> list[np.random.Generator]:
-        from initlab.model import member_rngs
+        from initlab.nn.model import member_rngs
 
         return [member_rngs(m.seed)[1] for m in ms]
 
@@ -164,7 +164,7 @@ def test_linear_chain_grows_exactly_s_to_the_l(s: float) -> None:
     for l in range(1, 10):
         np.testing.assert_allclose(trace.hs[l][0], s**l * x, rtol=1e-13)
     np.testing.assert_allclose(trace.out[0, :, 0], s**10 * x[:, 0], rtol=1e-13)
-    from initlab.theory import act_var_profile
+    from initlab.theory.meanfield import act_var_profile
 
     q0 = float(np.mean(x**2))
     pred = act_var_profile(a, [s * s] * 10, 0.0, q0, 10)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from fakes import random_population
 
-from initlab.activations import get_activation
-from initlab.losses import get_loss
-from initlab.model import Population, backward, forward, population_memory_bytes
-from initlab.stats import default_bins, layer_stats
+from initlab.nn.activations import get_activation
+from initlab.nn.losses import get_loss
+from initlab.nn.model import Population, backward, forward, population_memory_bytes
+from initlab.nn.stats import default_bins, layer_stats
 
 SIZES = [[2, 2, 2, 2, 1], [3, 1, 5, 2], [2, 6, 3, 1], [4, 9, 16, 3], [5, 3, 40, 2]]
 
@@ -90,7 +90,7 @@ def test_population_memory_formula() -> None:
 
 
 def _fused_tanh(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from initlab.model import _tanh
+    from initlab.nn.model import _tanh
 
     zT = np.ascontiguousarray(z)
     h, d = np.empty_like(zT), np.empty_like(zT)
@@ -104,7 +104,7 @@ def test_fused_tanh_is_accurate_from_vanishing_to_saturated_units() -> None:
     |z| stays below 2^-10 take np.tanh itself (vanishing signals keep their relative accuracy);
     tanh' = e u^2 matches the activation's accurate formula to 1e-14 relative, out to |z| = 1e3,
     where 1 - h^2 would have cancelled to 0."""
-    from initlab.model import TANH_EXACT_BELOW
+    from initlab.nn.model import TANH_EXACT_BELOW
 
     rng = np.random.default_rng(11)
     scales = np.array([1e-12, 1e-6, TANH_EXACT_BELOW / 4, 0.01, 0.3, 1.0, 3.0, 30.0, 400.0])

@@ -1,4 +1,4 @@
-"""initlab.inits against the published formulas (torch.nn.init, jax/Keras VarianceScaling, the
+"""initlab.nn.inits against the published formulas (torch.nn.init, jax/Keras VarianceScaling, the
 papers), with fixed seeds and stated statistical tolerances.
 
 Tolerance for a second moment: with N i.i.d. entries, mean(W²) estimates E[W²] with relative
@@ -16,9 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from initlab import inits
 from initlab.errors import BadParameterError, UnknownNameError
-from initlab.inits import INITS, TRUNC_STD, resolve, sample, scheme_params
+from initlab.nn import inits
+from initlab.nn.inits import INITS, TRUNC_STD, resolve, sample, scheme_params
 
 SHAPES = [(400, 300), (256, 512), (1000, 100)]  # square-ish, wide, tall; >= 1e5 entries each
 
@@ -268,7 +268,7 @@ def test_gain_auto_needs_an_activation() -> None:
 
 
 def test_gain_auto_relu_is_he() -> None:
-    activations = pytest.importorskip("initlab.activations")
+    activations = pytest.importorskip("initlab.nn.activations")
     init = resolve("he_normal", gain="auto", activation="relu")
     assert init.describe()["scale"] == pytest.approx(2.0, rel=1e-9)
     assert activations.gain("relu", method="exact") == pytest.approx(math.sqrt(2), rel=1e-9)
@@ -279,7 +279,7 @@ def test_gain_auto_relu_is_he() -> None:
 @pytest.mark.parametrize("scheme", ["lecun_normal", "xavier_uniform", "he_uniform",
                                     "orthogonal"])
 def test_gain_auto_tanh(scheme: str) -> None:
-    activations = pytest.importorskip("initlab.activations")
+    activations = pytest.importorskip("initlab.nn.activations")
     g = activations.gain("tanh", None, method="exact")
     auto = resolve(scheme, gain="auto", activation="tanh")
     assert auto.variance(30, 20) == pytest.approx(resolve(scheme, gain=g).variance(30, 20))
@@ -289,7 +289,7 @@ def test_gain_auto_tanh(scheme: str) -> None:
 
 
 def test_kaiming_nonlinearity_uses_torch_gain() -> None:
-    pytest.importorskip("initlab.activations")
+    pytest.importorskip("initlab.nn.activations")
     assert resolve("he_normal", nonlinearity="tanh").variance(9, 1) == pytest.approx(
         (5 / 3) ** 2 / 9)
 
@@ -442,7 +442,7 @@ def test_against_torch() -> None:
 
 
 def test_kaiming_nonlinearity_errors() -> None:
-    pytest.importorskip("initlab.activations")
+    pytest.importorskip("initlab.nn.activations")
     with pytest.raises(BadParameterError, match="did you mean 'tanh'"):
         resolve("he_normal", nonlinearity="tahn")
     with pytest.raises(BadParameterError, match="no gain"):  # torch's table has no gelu
@@ -450,7 +450,7 @@ def test_kaiming_nonlinearity_errors() -> None:
 
 
 def test_gain_auto_leaky_relu_uses_the_activation_param() -> None:
-    pytest.importorskip("initlab.activations")
+    pytest.importorskip("initlab.nn.activations")
     init = resolve("he_normal", gain="auto", activation="leaky_relu", activation_param=0.2)
     assert init.variance(10, 5) == pytest.approx(2 / (1 + 0.2**2) / 10, rel=1e-9)
     assert init.describe()["activation_param"] == 0.2

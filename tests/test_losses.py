@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initlab import losses as L
 from initlab.errors import UnknownNameError
-from initlab.losses import LOSSES, Loss, accuracy, get_loss, predict_proba
+from initlab.nn import losses as L
+from initlab.nn.losses import LOSSES, Loss, accuracy, get_loss, predict_proba
 
 M, B = 3, 5
 

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
 from initlab.optim import Adam, make_optimizer
 
 

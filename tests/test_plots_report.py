@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 
-from initlab import plots, report
+from initlab.report import document as report
+from initlab.report import plots, render
 
 ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png",
             "signal_propagation.png"}
@@ -25,7 +26,7 @@ def multiclass(tmp_path_factory):
     folder = tmp_path_factory.mktemp("multi")
     result = fake_result(variants=2, seeds=2, layers=5, epochs=20, two_d=False,
                          task="multiclass")
-    return result, plots.save_all(result, folder)
+    return result, render.save_all(result, folder)
 
 
 def _is_png(path) -> bool:
@@ -49,13 +50,13 @@ def test_all_members_diverged_does_not_crash(tmp_path):
     result = fake_result(variants=1, seeds=2, layers=2, epochs=6,
                          diverge=[(0, s, 0) for s in range(2)])
     result.arrays["loss"][0] = np.inf
-    paths = plots.save_all(result, tmp_path)
+    paths = render.save_all(result, tmp_path)
     assert len(paths) == 6 and all(_is_png(p) for p in paths)
 
 
 def test_zero_epochs_and_one_seed(tmp_path):
     result = fake_result(variants=1, seeds=1, epochs=0, layers=1)
-    assert {p.name for p in plots.save_all(result, tmp_path)} >= ALL_PNGS
+    assert {p.name for p in render.save_all(result, tmp_path)} >= ALL_PNGS
 
 
 def test_palette_is_one_colour_per_label_everywhere():

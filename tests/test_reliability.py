@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 import initlab
 from initlab import resources
 from initlab.cli import app
-from initlab.results import load_result
+from initlab.results.folder import load_result
 
 runner = CliRunner()
 PY = sys.executable
@@ -242,7 +242,7 @@ def test_concurrent_writers_to_one_folder_are_serialized(tmp_path: Path) -> None
     complete folder or none, and one whole result is left."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from initlab.results import write_result
+    from initlab.report.render import write_result
     out = tmp_path / "res"
     results = []
     for e in (2, 3, 4, 5):
@@ -317,7 +317,7 @@ def test_numerical_faults_are_outcomes_and_no_warning_reaches_the_terminal(
 def test_numerical_faults_through_the_api_raise_no_runtime_warning(tmp_path: Path) -> None:
     """pytest turns RuntimeWarning into an error here, and the API has no blanket errstate:
     the library itself keeps faults quiet (minibatches, adam, mse and tanh included)."""
-    from initlab.config import load_config
+    from initlab.config.schema import load_config
     cfg = _write(tmp_path, FAULTS)
     _check_faults(initlab.run(load_config(cfg, overrides=["dtype=float32"])).summary, float64=False)
     regression = FAULTS.replace("{name: circle, samples: 60}",
@@ -334,7 +334,7 @@ def test_a_loss_too_large_for_a_log_axis_still_plots(tmp_path: Path) -> None:
     """Losses near the float limit made matplotlib's log ticks raise OverflowError."""
     import io
 
-    from initlab.plots import plot_loss
+    from initlab.report.plots import plot_loss
     r = initlab.run(_write(tmp_path, SMALL))
     r.arrays["loss"] = r.arrays["loss"].copy()
     r.arrays["loss"][2:, 1] = 1.7e308

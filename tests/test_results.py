@@ -12,15 +12,16 @@ import pytest
 import yaml
 from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 
-from initlab import plots, results
 from initlab.errors import InitlabError
-from initlab.results import (
+from initlab.report import plots
+from initlab.report.render import write_result
+from initlab.results import folder as results
+from initlab.results.folder import (
     NotAResultsFolderError,
     ResultsNotFoundError,
     atomic_write_text,
     json_safe,
     load_result,
-    write_result,
 )
 
 

@@ -1,4 +1,4 @@
-"""The fast statistics (initlab.stats.layer_stats) against a straightforward reference: the same
+"""The fast statistics (initlab.nn.stats.layer_stats) against a straightforward reference: the same
 keys, shapes, dtypes and values (means and variances to ~1e-9 relative, histogram counts equal)
 on populations of every kind: tanh/relu/sigmoid/linear, tiny and wide, shared x and a batch per
 member, float32 and float64, diverged members (NaN/inf), saturated nets, zero gradients."""
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fakes import random_population
 
-from initlab.activations import get_activation
-from initlab.model import Grads, Population, Trace
+from initlab.nn.activations import get_activation
+from initlab.nn.model import Grads, Population, Trace
 
 Array = np.ndarray
 
@@ -96,9 +96,9 @@ def _reference_layer_stats(pop: Population, trace: Trace, grads: Grads, bins: Bi
 # ---------------------------------------------------------------------------------------------
 # the fast statistics against the reference
 
-from initlab.losses import get_loss  # noqa: E402
-from initlab.model import backward, forward  # noqa: E402
-from initlab.stats import (  # noqa: E402
+from initlab.nn.losses import get_loss  # noqa: E402
+from initlab.nn.model import backward, forward  # noqa: E402
+from initlab.nn.stats import (  # noqa: E402
     BLOCK,
     PACK,
     Bins,
@@ -107,7 +107,7 @@ from initlab.stats import (  # noqa: E402
     layer_stats,
     log10_abs_histogram,
 )
-from initlab.train import _Recorder, record_stats  # noqa: E402
+from initlab.nn.train import _Recorder, record_stats  # noqa: E402
 
 _pop = random_population
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initlab import sweep as sw
-from initlab import sweep_plan
 from initlab.cli import app
 from initlab.errors import ConfigError
 from initlab.experiment import run_experiment
+from initlab.sweep import execute as sw
+from initlab.sweep import plan as sweep_plan
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

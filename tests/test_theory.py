@@ -10,9 +10,11 @@ import pytest
 from scipy import integrate
 from typer.testing import CliRunner
 
-from initlab import gauss, inits, theory
-from initlab.activations import ACTIVATIONS, gain, gauss_expect, get_activation
+from initlab import theory
 from initlab.cli import app
+from initlab.nn import inits
+from initlab.nn.activations import ACTIVATIONS, gain, gauss_expect, get_activation
+from initlab.theory import gauss, meanfield
 
 SMOOTH = ("tanh", "sigmoid", "softsign", "gelu", "silu", "softplus", "elu", "selu")
 ALL = tuple(e.name for e in ACTIVATIONS)
@@ -105,7 +107,7 @@ def test_leaky_and_erf_kernels_match_quadrature(c: float) -> None:
         act = get_activation(name, param)
         for q in (0.3, 5.0):
             for deriv, f in ((False, act.phi), (True, act.dphi)):
-                closed = theory._kernel(act, q, c, deriv)
+                closed = meanfield._kernel(act, q, c, deriv)
                 assert closed == pytest.approx(theory.expect2(f, f, q, c), rel=1e-9)
 
 
@@ -114,7 +116,7 @@ def test_erf_second_moment_and_chi1_closed_forms() -> None:
     for q in (0.01, 1.0, 16.0):
         assert theory.moments(act, q)[1] == pytest.approx(
             gauss_expect(lambda u: act.phi(u) ** 2, q), rel=1e-9)
-        assert theory._dphi2(act, q) == pytest.approx(
+        assert meanfield._dphi2(act, q) == pytest.approx(
             gauss_expect(lambda u: act.dphi(u) ** 2, q), rel=1e-9)
 
 

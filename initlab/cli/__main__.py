@@ -1,0 +1,5 @@
+"""`python -m initlab.cli ...` runs the command line."""
+
+from initlab.cli import main
+
+main()

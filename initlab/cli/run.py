@@ -1,0 +1,147 @@
+"""The core commands: `run`, `validate`, `list`, `report`. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from initlab.cli.console import DebugOpt, app, err, out, reporting, summary_table
+from initlab.errors import suggest
+
+
+@app.command()
+def run(
+    config: Annotated[str, typer.Argument(help="The experiment's YAML config.")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config key: --set train.lr=0.01 (value parsed as YAML).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Results folder (default: results/<name>/).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, resolve and print the plan (members, sizes, steps, memory "
+        "estimate); train nothing, write nothing.")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", metavar="SIZE", help="Refuse configs estimated to need more than SIZE "
+        "(e.g. 2GB, 512MB) instead of the memory available now.")] = None,
+    animate: Annotated[bool, typer.Option(
+        "--animate", help="Also write training.gif (decision boundaries or histograms over "
+                          "training, with the loss).")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train every init variant x seed of CONFIG as one population; write results/<name>/."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from initlab import resources
+    from initlab.api import resolve
+    from initlab.config.schema import load_config
+    from initlab.experiment import run_experiment
+    from initlab.report.render import write_result
+    from initlab.results.folder import json_safe
+
+    limit = None
+    if max_memory is not None:
+        try:
+            limit = resources.parse_size(max_memory)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--max-memory") from None
+    with reporting(debug):
+        cfg = load_config(config, overrides=set_ or ())
+        resolved = resolve(cfg)
+        plan = resources.guard(resolved, limit, source=config)
+        if dry_run:
+            for line in plan.lines():
+                out.print(line, markup=False)
+            out.print("dry run: nothing trained or written", markup=False)
+            return
+        target = out_dir if out_dir is not None else Path("results") / resolved["name"]
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
+                       console=err, disable=quiet, transient=True)
+        with bar:
+            task = bar.add_task(f"training {resolved['name']}", total=None)
+
+            def progress(step: int, total: int) -> None:
+                bar.update(task, completed=step, total=total)
+
+            result = run_experiment(resolved, progress)
+        result.summary = json_safe(result.summary)
+        written = write_result(result, target, animate=animate)
+    if not quiet:
+        out.print(summary_table(result.summary))
+        for v in result.summary["variants"]:
+            out.print(f"[bold]{v['label']}[/bold]: {v['sentence']}", markup=True)
+    err.print(f"results: {written}/report.html")
+    if cfg.expect:  # checked after writing: the results stay, the exit code says what failed
+        from initlab.cli.check import report_expectations
+
+        if not report_expectations(cfg.expect, result.summary, config, quiet):
+            raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    configs: Annotated[list[str], typer.Argument(help="Config files to check.")],
+    debug: DebugOpt = False,
+) -> None:
+    """Check configs without running them: every problem, with FILE:LINE:COL."""
+    from initlab.api import resolve
+    from initlab.config.schema import load_config
+
+    failed = False
+    for path in configs:
+        try:
+            with reporting(debug):
+                cfg = resolve(load_config(path))
+                members = len(cfg["init"]) * int(cfg["seeds"])
+                out.print(f"ok {path}: {len(cfg['init'])} variants x {cfg['seeds']} seeds = "
+                          f"{members} members")
+        except typer.Exit:
+            failed = True
+    if failed:
+        raise typer.Exit(2)
+
+
+KINDS = ("inits", "activations", "datasets", "losses", "optimizers")
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")] = "inits",
+) -> None:
+    """List what a config can name, with one-line descriptions and formulas."""
+    from initlab.data import datasets as data
+    from initlab.nn import activations, inits, losses, optim
+
+    registries = {"inits": inits.INITS, "activations": activations.ACTIVATIONS,
+                  "datasets": data.DATASETS, "losses": losses.LOSSES,
+                  "optimizers": optim.OPTIMIZERS}
+    if kind not in registries:
+        hint = suggest(kind, KINDS)
+        err.print(f"error: unknown kind {kind!r}; expected one of: {', '.join(KINDS)}"
+                  + (f"; did you mean '{hint}'?" if hint else ""), markup=False)
+        raise typer.Exit(2)
+    t = Table(title=kind)
+    for col in ("name", "aliases", "description", "formula"):
+        t.add_column(col)
+    for e in registries[kind]:
+        t.add_row(e.name, ", ".join(e.aliases), e.description, e.formula)
+    out.print(t)
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A results folder written by `run`.")],
+    debug: DebugOpt = False,
+) -> None:
+    """Re-render plots and reports from the stored numbers, without retraining."""
+    from initlab.report.render import write_result
+    from initlab.results.folder import load_result
+
+    with reporting(debug):
+        result = load_result(results_dir)
+        written = write_result(result, results_dir)
+    out.print(summary_table(result.summary))
+    err.print(f"report: {written}/report.html")

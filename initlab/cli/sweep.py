@@ -1,0 +1,175 @@
+"""`initlab sweep CONFIG`: run a grid of configs, grouped into populations, resumably."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+
+from initlab.cli.console import DebugOpt, app, err, out, reporting
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from initlab.sweep.execute import Plan
+
+SWEEP_EPILOG = ("Examples: initlab sweep configs/depth_sweep.yaml --dry-run  |  initlab sweep "
+                "configs/playground.yaml --grid init.0.scale=0.5,1,2 --grid seed=0,1,2  |  "
+                "initlab sweep configs/edge_of_chaos.yaml --backend dask --workers 2")
+
+
+@app.command(epilog=SWEEP_EPILOG)
+def sweep(
+    config: Annotated[str, typer.Argument(help="A config, usually with a `sweep:` section.")],
+    grid: Annotated[list[str] | None, typer.Option(
+        "--grid", help="Add an axis: --grid model.depth=5,10,20 (values parsed as YAML) or "
+        "--grid 'init.scale={range: [0.5, 4, 8], log: true}'.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key of every cell: --set train.epochs=100.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan (cells, populations, memory); run nothing.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=0, help="Worker processes (default: CPU count; 0: in this process); "
+        "with --backend dask and no --address, the local cluster's size.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local (processes) or dask.")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="A Dask scheduler, tcp://host:port (default: start a local "
+        "cluster on 127.0.0.1).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Redo finished cells too.")] = False,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="Stop at the first failing cell.")] = False,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Results folder (default: results/<name>/).")] = None,
+    cell_plots: Annotated[bool, typer.Option(
+        "--cell-plots", help="Draw each cell's own figures too (slower).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run every cell of a grid; cells that differ only in init, seed or lr train together."""
+    from initlab.resources import format_size
+    from initlab.results.folder import atomic_write_text, dumps_json
+    from initlab.sweep import execute as sw
+    from initlab.sweep import report as sweep_report
+
+    if backend not in ("local", "dask"):
+        raise typer.BadParameter(f"{backend!r}; expected local or dask", param_hint="--backend")
+    if address and backend != "dask":
+        raise typer.BadParameter("needs --backend dask", param_hint="--address")
+    command = shlex.join(["initlab", "sweep", *sys.argv[2:]]) if len(sys.argv) > 1 and \
+        sys.argv[1] == "sweep" else shlex.join(["initlab", "sweep", config])
+    with reporting(debug):
+        plan = sw.make_plan(config, grid or (), set_ or (), memory=dry_run)
+        target = out_dir if out_dir is not None else Path("results") / plan.name
+        if dry_run:
+            _print_plan(plan, target, format_size)
+            return
+        failed = 0
+        outcomes: dict[str, sw.Outcome] = {}
+        with sw.lock(target):
+            atomic_write_text(target / "sweep.yaml", yaml.safe_dump(
+                {"command": command, "config": config, "set": list(set_ or ()),
+                 "grid": plan.grid_doc()}, sort_keys=False))
+            counts: dict[str, Any] = {"done": 0, "failed": 0, "skipped": 0}
+            bar = _progress(quiet)
+            try:
+                with bar:
+                    task = bar.add_task(f"sweep {plan.name}", total=len(plan.cells), **counts)
+                    t0 = time.perf_counter()
+                    for o in sw.run_plan(plan, target, backend=backend, workers=workers,
+                                         address=address, force=force, fail_fast=fail_fast,
+                                         cell_plots=cell_plots):
+                        outcomes[o.cell.id] = o
+                        counts[o.status] += 1
+                        bar.update(task, advance=1, refresh=True, **counts)
+                        if o.status == "failed":
+                            failed += 1
+                            err.print(f"cell {o.cell.id} failed: {o.error}", markup=False)
+                    elapsed = time.perf_counter() - t0
+            except KeyboardInterrupt:
+                err.print(f"interrupted: finished cells are kept in {target}/cells; run the same "
+                          "command again to do the rest", markup=False)
+                raise typer.Exit(130) from None
+            table = sweep_report.write_all(target, plan, outcomes, command)
+            atomic_write_text(target / "failures.json", dumps_json(
+                [{"cell": o.cell.id, "values": o.cell.values, "error": o.error}
+                 for o in outcomes.values() if o.status == "failed"]))
+    if not quiet:
+        _print_table(plan, table)
+    err.print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped "
+              f"in {elapsed:.1f} s; report: {target}/report.html", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _progress(quiet: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("done {task.fields[done]} failed {task.fields[failed]} skipped "
+                               "{task.fields[skipped]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=err, disable=quiet, transient=True,
+                    auto_refresh=False)  # redrawn per cell: no thread, so workers can fork
+
+
+def _print_plan(plan: Plan, target: Path, format_size: Callable[[float], str]) -> None:
+    from initlab.sweep.execute import finished
+
+    done = sum(finished(target / "cells" / c.id) for c in plan.cells)
+    axes = ", ".join(f"{a.name} ({len(a.values)})" for a in plan.axes) or "none"
+    out.print(f"sweep {plan.name}: {len(plan.cells)} cells ({done} already finished in "
+              f"{target}), axes: {axes}", markup=False)
+    out.print(f"{len(plan.populations)} population(s):", markup=False)
+    total = 0
+    for i, p in enumerate(plan.populations, 1):
+        cfg = p.config
+        mem = p.memory_bytes
+        total = max(total, mem or 0)
+        w = cfg["model"]["widths"]
+        shape = f"{len(w)} x {w[0]}" if len(set(w)) == 1 else str(w)
+        out.print(f"  {i}. {len(p.cells)} cells, {p.members} members, hidden {shape} "
+                  f"{cfg['model']['activation']['name']}, "
+                  f"{cfg['train']['epochs']} epochs, ~{format_size(mem) if mem else '?'}",
+                  markup=False)
+    out.print(f"largest population needs ~{format_size(total)}; dry run: nothing trained or "
+              "written", markup=False)
+
+
+def _print_table(plan: Plan, table: list[dict[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from initlab.sweep.report import axes_of
+
+    keys = axes_of(plan, [r for r in table if r["status"] == "done"]) or \
+        [k for a in plan.axes for k in a.keys]
+    t = Table(title=f"sweep {plan.name}", box=box.SIMPLE_HEAD)
+    for c in (*[k for k in keys if k != "variant"], "variant", "final loss", "diag", "Var ratio"):
+        t.add_column(c, no_wrap=True)
+    shown = table if len(table) <= 60 else list(table[:60])
+
+    def f(x: object) -> str:
+        return "—" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+
+    for r in shown:
+        loss = f"{f(r.get('final_loss_mean'))}±{f(r.get('final_loss_std'))}" \
+            if r["status"] == "done" else r["status"]
+        t.add_row(*[f(r.get(k)) for k in keys if k != "variant"], f(r.get("variant")), loss,
+                  f(r.get("diagnosis")), f(r.get("var_ratio")))
+    if len(table) > 60:
+        t.caption = f"first 60 of {len(table)} rows; all in summary.csv"
+    out.print(t)

@@ -1,0 +1,48 @@
+"""The config layer: YAML with positions (positions) -> validated, typed Config (schema);
+problems in plain words with FILE:LINE:COL and did-you-mean (problems)."""
+
+from initlab.config.schema import (
+    LOSS_FOR_TASK,
+    MAX_DEPTH,
+    MAX_VALUES,
+    MERGE,
+    NAME_RE,
+    SCALAR_TAGS,
+    SET,
+    ActivationSpec,
+    Config,
+    DataConfig,
+    Loc,
+    MeasureConfig,
+    ModelConfig,
+    SchemeSpec,
+    TrainConfig,
+    Variant,
+    config_hash,
+    default_labels,
+    dump_yaml,
+    load_config,
+)
+
+__all__ = [
+    "LOSS_FOR_TASK",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "MERGE",
+    "NAME_RE",
+    "SCALAR_TAGS",
+    "SET",
+    "ActivationSpec",
+    "Config",
+    "DataConfig",
+    "Loc",
+    "MeasureConfig",
+    "ModelConfig",
+    "SchemeSpec",
+    "TrainConfig",
+    "Variant",
+    "config_hash",
+    "default_labels",
+    "dump_yaml",
+    "load_config",
+]

@@ -1,0 +1,289 @@
+"""A config's problems in the user's words, each known by its key path (`Found`).
+
+    from_pydantic(err, Config)  pass 2: a pydantic error -> "expected an integer, got a string '5'"
+    check_names(doc)            pass 3: datasets, activations, init schemes and losses against
+                                their registries, with their parameters and "did you mean"
+    check_expect(doc, labels)     `expect:` entries (initlab.check.expect)
+
+`initlab.config.positions.Positions` places each at FILE:LINE:COL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import Any, get_args
+
+from pydantic import BaseModel
+
+from initlab.config.positions import Found, Loc
+from initlab.errors import BadParameterError, UnknownNameError, suggest
+
+# ---------------------------------------------------------------- pydantic -> plain words
+
+TYPE_WORDS = {
+    "int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "none_required": "null",
+}
+
+
+def kind_of(value: Any) -> str:
+    """The kind of a YAML value in words: a string, an integer, null..."""
+    words = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
+             str: "a string", list: "a list", dict: "a mapping"}
+    return words.get(type(value), type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    """'a string '100'', 'an integer 5', 'null': what the user wrote, in words."""
+    shown = repr(show_value(value)) if isinstance(value, str) else show_value(value)
+    return "null" if value is None else f"{kind_of(value)} {shown}"
+
+
+def show_value(value: Any) -> str:
+    """`value` as short text (at most 40 characters), for messages."""
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+    except ValueError:  # an int too long to print
+        text = "(a huge number)"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for a in get_args(annotation) if (m := _model_in(a)) is not None), None)
+
+
+def _fields_at(root: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys allowed at `loc` in `root`, for 'did you mean' on unknown keys."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, str):
+            field = model.model_fields.get(part) if model is not None else None
+            model = _model_in(field.annotation) if field is not None else None
+    return [f for f in model.model_fields if f != "params"] if model is not None else []
+
+
+def from_pydantic(err: Mapping[str, Any], root: type[BaseModel]) -> Found:
+    """One pydantic error of validating `root` (the Config model), in plain words."""
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        fields, key = _fields_at(root, loc[:-1]), str(loc[-1])
+        return Found(loc, f"unknown key '{key}'", _choices(fields), suggest(key, fields), True)
+    if kind == "missing":
+        return Found(loc, f"missing key '{loc[-1]}'")
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return Found(loc, f"{show_value(value)!r} is not allowed" if isinstance(value, str) else
+                      f"got {_got(value)}", _choices(choices),
+                      suggest(value, choices))
+    if kind in TYPE_WORDS:
+        return Found(loc, f"expected {TYPE_WORDS[kind]}, got {_got(value)}")
+    if kind == "finite_number":
+        return Found(loc, f"must be a finite number, got {show_value(value)}")
+    if kind == "too_short":
+        return Found(loc, f"needs at least {ctx.get('min_length', 1)} item(s)")
+    message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    scalar = kind != "value_error" and (value is None or isinstance(value, str | int | float))
+    return Found(loc, f"{message}, got {show_value(value)}" if scalar else message)
+
+
+
+# ---------------------------------------------------------------- names (pass 3)
+
+
+def _choices(names: Sequence[str]) -> str:
+    return "one of: " + ", ".join(names) if names else "no parameters"
+
+
+def _core(e: Exception) -> str:
+    """An error's own message, without the 'expected'/'did you mean' tail Problem adds back."""
+    return re.split(r"; (?:expected one of|did you mean)", str(e))[0]
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _mismatch(value: Any, default: Any) -> str | None:
+    """Why `value` cannot replace a dataset parameter whose default is `default`, if it can't."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"expected true or false, got {_got(value)}"
+    if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
+        return f"expected an integer, got {_got(value)}"
+    if isinstance(default, float) and not _is_number(value):
+        return f"expected a number, got {_got(value)}"
+    if isinstance(default, str) and not isinstance(value, str):
+        return f"expected a string, got {_got(value)}"
+    return None
+
+
+def _check_data(doc: Mapping[str, Any]) -> list[Found]:
+    from initlab.data import datasets as data
+
+    spec = doc.get("data")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+        return []
+    name, common = spec["name"], ("name", "samples", "seed")
+    try:
+        accepted = dict(data.params_of(name))
+    except UnknownNameError as e:
+        return [Found(("data", "name"), f"unknown dataset '{name}'",
+                       _choices(data.DATASETS.names()), e.suggestion)]
+    found = []
+    for key, value in spec.items():
+        if key in common:
+            continue
+        if key not in accepted:
+            found.append(Found(("data", key), f"dataset '{name}' has no parameter '{key}'",
+                                _choices(sorted(accepted)), suggest(key, [*accepted, *common]),
+                                at_key=True))
+        elif (why := _mismatch(value, accepted[key])) is not None:
+            found.append(Found(("data", key), why))
+    return found
+
+
+def _check_activation(doc: Mapping[str, Any]) -> tuple[list[Found], str | None, float | None]:
+    """Problems with model.activation, and the (name, param) that the inits are checked with."""
+    from initlab.nn.activations import ACTIVATIONS, get_activation
+
+    model = doc.get("model")
+    spec = model.get("activation", "tanh") if isinstance(model, Mapping) else None
+    loc: Loc = ("model", "activation")
+    key, param, name_loc = None, None, loc
+    if isinstance(spec, Mapping):
+        extra = [k for k in spec if k != "name"]
+        key = extra[0] if len(extra) == 1 else None
+        param = spec[key] if key is not None and _is_number(spec[key]) else None
+        spec, name_loc = spec.get("name"), (*loc, "name")
+    if not isinstance(spec, str) or (isinstance(param, float) and not math.isfinite(param)):
+        return [], None, None  # the shape check reports it
+    try:
+        act = get_activation(spec, param)
+    except UnknownNameError as e:
+        return [Found(name_loc, f"unknown activation '{spec}'", _choices(ACTIVATIONS.names()),
+                       e.suggestion)], None, None
+    except (BadParameterError, ValueError, TypeError) as e:
+        return [Found((*loc, key) if key else loc, _core(e))], None, None
+    if key not in (None, "param", act.param_name):
+        allowed = [act.param_name] if act.param_name else []
+        return [Found((*loc, key), f"activation '{act.name}' has no parameter '{key}'",
+                       " or ".join([*allowed, "param"]) if allowed else "no parameter",
+                       suggest(key, allowed), at_key=True)], act.name, act.param
+    return [], act.name, act.param
+
+
+def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
+                  activation_param: float | None, keys: Sequence[str] = ()) -> list[Found]:
+    """One init spec {scheme, **params} against `inits.resolve`; `keys`: its other keys."""
+    from initlab.nn import inits
+
+    scheme = spec.get("scheme")
+    if not isinstance(scheme, str):
+        return []  # the shape check reports it
+    bad = [k for k, x in spec.items() if isinstance(x, float) and not math.isfinite(x)]
+    if bad:
+        return [Found((*loc, k), f"must be a finite number, got {spec[k]}") for k in bad]
+    try:
+        inits.resolve(dict(spec), activation=activation, activation_param=activation_param)
+    except UnknownNameError as e:
+        if e.name == scheme:
+            return [Found((*loc, "scheme"), f"unknown init scheme '{scheme}'",
+                           _choices(inits.INITS.names()), e.suggestion)]
+        key = next((k for k, x in spec.items() if k != "scheme" and x == e.name), None)
+        return [Found((*loc, key) if key else loc, f"unknown {e.kind} '{e.name}'",
+                       _choices(e.choices), e.suggestion)]
+    except BadParameterError as e:
+        known = e.param in spec
+        unknown_key = known and e.param not in inits.scheme_params(scheme)
+        core, hint = _core(e), e.suggestion
+        expected = _choices(e.choices) if e.choices and "one of" not in core else None
+        if unknown_key:  # a typo of label/bias/lr counts too
+            allowed = [*inits.scheme_params(scheme), *keys]
+            expected, hint = _choices(allowed), suggest(e.param, allowed)
+        return [Found((*loc, e.param) if known else loc, core, expected, hint, unknown_key)]
+    except Exception as e:  # any other refusal, in the user's words
+        return [Found(loc, f"cannot use this init: {e}")]
+    return []
+
+
+def _check_init(doc: Mapping[str, Any], activation: str | None,
+                activation_param: float | None) -> list[Found]:
+    variants = doc.get("init")
+    found: list[Found] = []
+    labels: dict[str, int] = {}
+    for i, v in enumerate(variants if isinstance(variants, list) else []):
+        if not isinstance(v, Mapping):
+            continue
+        weight = {k: x for k, x in v.items() if k not in ("label", "bias", "lr")}
+        found += _check_scheme(weight, ("init", i), activation, activation_param,
+                               ("label", "bias", "lr"))
+        bias = {"scheme": v["bias"]} if isinstance(v.get("bias"), str) else v.get("bias")
+        if isinstance(bias, Mapping):
+            found += _check_scheme(bias, ("init", i, "bias"), activation, activation_param)
+        label = v.get("label")
+        if isinstance(label, str) and label in labels:
+            found.append(Found(("init", i, "label"), f"duplicate label '{label}' (init."
+                                f"{labels[label]} has it too)", "a different label per variant"))
+        elif isinstance(label, str):
+            labels[label] = i
+    return found
+
+
+def _check_loss(doc: Mapping[str, Any]) -> list[Found]:
+    from initlab.nn.losses import LOSSES
+
+    train = doc.get("train")
+    loss = train.get("loss") if isinstance(train, Mapping) else None
+    if not isinstance(loss, str) or loss == "auto" or loss in LOSSES:
+        return []
+    names = ["auto", *LOSSES.names()]
+    return [Found(("train", "loss"), f"unknown loss '{loss}'", _choices(names),
+                   suggest(loss, ["auto", *LOSSES.all_names()]))]
+
+
+def check_names(doc: Mapping[str, Any]) -> list[Found]:
+    """Pass 3; a registry module that cannot be imported skips only its own check."""
+    found: list[Found] = []
+    with suppress(ImportError):
+        found += _check_data(doc)
+    with suppress(ImportError):
+        found += _check_loss(doc)
+    activation, param = "tanh", None  # a bad activation is reported once: check inits as tanh
+    with suppress(ImportError):
+        act_found, name, value = _check_activation(doc)
+        found += act_found
+        if name is not None:
+            activation, param = name, value
+    with suppress(ImportError):
+        found += _check_init(doc, activation, param)
+    return found
+
+
+def check_expect(doc: Mapping[str, Any], labels: list[str] | None) -> list[Found]:
+    """`expect:` entries (initlab.check.expect): keys, metric paths, one bound; variant labels once
+    `init` is valid (`labels`: the validated variants' labels, None if `init` is not). Entries
+    that are not mappings are left to the shape check."""
+    entries = doc.get("expect")
+    if not isinstance(entries, list):
+        return []
+    from initlab.check.expect import parse_expectations
+
+    init = doc.get("init")
+    labels = labels if labels is not None else (
+        [v["label"] for v in init] if isinstance(init, list) and all(
+            isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
+    _, problems = parse_expectations(entries, labels)
+    return [Found(("expect", p.index, p.key) if p.key else ("expect", p.index), p.message,
+                   p.expected, p.suggestion, p.at_key)
+            for p in problems if isinstance(entries[p.index], Mapping)]
+

@@ -1,0 +1,262 @@
+"""report.md and report.html of a Result.
+
+The HTML page is self-contained (images as base64 data URIs, inline CSS, no external resource)
+and every string that came from the config or the summary goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from initlab.report import interactive
+from initlab.report.plots import fmt, labels_of, palette
+from initlab.results.folder import Result, json_safe
+
+CAPTIONS = {
+    "loss.png": "Training loss per variant (mean over seeds, band min–max, × = diverged).",
+    "variance.png": "Per-layer activation and back-propagated gradient variance: init (solid), "
+                    "end (faint), theory (dashed).",
+    "histograms.png": "Activation histograms per hidden layer (the article's figure 2, "
+                      "Glorot & Bengio's figure 6).",
+    "gradients.png": "Histograms of log10 |dL/dz| per hidden layer (Glorot & Bengio's figure 7).",
+    "decision_boundary.png": "P(class 1) on [−5, 5]² with the data (the article's figure 1).",
+    "signal_propagation.png": "Signal propagation at init (Brock et al. 2021): average channel "
+                              "squared mean and variance per layer.",
+}
+BADGE = {"healthy": "#009E73", "symmetric": "#CC79A7", "vanishing": "#0072B2",
+         "exploding": "#D55E00", "saturated": "#E69F00", "dead": "#555555",
+         "diverged": "#B2182B", "stalled": "#8C6D1F"}
+
+
+# ---------------------------------------------------------------- numbers shared by both
+
+def _finite(values: Any) -> list[float]:
+    out = []
+    for x in values or []:
+        if x is not None and not isinstance(x, bool):
+            x = float(x)
+            if math.isfinite(x):
+                out.append(x)
+    return out
+
+
+def mean_std(values: Any) -> str:
+    """'0.123 ± 0.01' over the finite values (just the mean for one value; '—' for none)."""
+    xs = _finite(values)
+    if not xs:
+        return "—"
+    mean = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return fmt(mean)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+    if std <= 1e-12 * max(abs(mean), 1e-300):
+        std = 0.0  # float noise of identical values
+    return f"{fmt(mean)} ± {fmt(std)}"
+
+
+def _flags_text(v: dict) -> str:
+    """' Theory and measurement part ways: ...' from a variant's theory_flags ('' if none)."""
+    flags = v.get("theory_flags") or []
+    return f" Theory and measurement part ways: {'; '.join(map(str, flags))}." if flags else ""
+
+
+def _diverged(v: dict) -> str:
+    flags = v.get("diverged") or []
+    return f"{sum(bool(f) for f in flags)}/{len(flags)}"
+
+
+def _accuracy(v: dict) -> str:
+    text = mean_std(v.get("final_accuracy"))
+    if v.get("test_accuracy"):
+        text += f" (test {mean_std(v['test_accuracy'])})"
+    return text
+
+
+def scheme_text(v: dict) -> str:
+    """'normal(std=0.1), lr 0.1' from a variant's resolved scheme spec and learning rate."""
+    spec = v.get("scheme")
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("scheme", None) or spec.pop("name", None) or "?"
+        params = ", ".join(f"{k}={fmt(x) if isinstance(x, float) else x}"
+                           for k, x in spec.items() if k != "label")
+        text = f"{name}({params})" if params else str(name)
+    else:
+        text = str(spec if spec is not None else "—")
+    return f"{text}, lr {fmt(v['lr'])}" if v.get("lr") is not None else text
+
+
+def results_rows(result: Result) -> list[list[str]]:
+    """Variant, init, final loss, accuracy, diverged k/n, diagnosis (plain strings, unescaped)."""
+    return [[str(v.get("label", "")), scheme_text(v), mean_std(v.get("final_loss")),
+             _accuracy(v), _diverged(v), str(v.get("diagnosis", "—"))]
+            for v in result.summary.get("variants", [])]
+
+
+RESULTS_HEADER = ["variant", "init", "final loss (finite seeds, mean ± std)", "accuracy",
+                  "diverged", "diagnosis"]
+VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h) / theory",
+                   "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
+
+
+def variance_rows(result: Result) -> list[list[str]]:
+    """Per variant and layer: act_var at init vs theory, at the end, and grad_var."""
+    rows = []
+    for v in result.summary.get("variants", []):
+        finals = {row.get("layer"): row for row in v.get("layers_final") or []}
+        for row in v.get("layers") or []:
+            end = finals.get(row.get("layer"), {})
+            act, theory = row.get("act_var"), row.get("act_var_theory")
+            ratio = act / theory if isinstance(act, int | float) and theory else None
+            rows.append([str(v.get("label", "")), fmt(row.get("layer")), fmt(row.get("width")),
+                         fmt(act), fmt(theory), fmt(ratio), fmt(end.get("act_var")),
+                         fmt(row.get("grad_var")), fmt(end.get("grad_var"))])
+    return rows
+
+
+def _facts(result: Result) -> list[tuple[str, str]]:
+    s = result.summary
+    sizes = s.get("sizes")
+    return [("task", str(s.get("task", "—"))),
+            ("network", " → ".join(str(n) for n in sizes) if sizes else "—"),
+            ("activation", str(s.get("activation", "—"))), ("loss", str(s.get("loss", "—"))),
+            ("optimizer", str(s.get("optimizer", "—"))),
+            ("epochs / steps", f"{fmt(s.get('epochs'))} / {fmt(s.get('steps'))}"),
+            ("seeds", fmt(s.get("seeds"))), ("dtype", str(s.get("dtype", "—"))),
+            ("wall time", f"{fmt(s.get('wall_time_s'))} s"),
+            ("config hash", str(s.get("config_hash", "—")))]
+
+
+def _title(result: Result) -> str:
+    return f"initlab — {result.summary.get('name') or result.config.get('name') or 'results'}"
+
+
+def _config_yaml(result: Result) -> str:
+    return yaml.safe_dump(json_safe(result.config), sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------- markdown
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(result: Result, images: Sequence[str]) -> str:
+    """The report as Markdown; `images` are PNG file names relative to the report."""
+    out = [f"# {_title(result)}", ""]
+    out += [f"- **{k}**: {_md_cell(v)}" for k, v in _facts(result)] + [""]
+    out += ["## What happened", ""]
+    for v in result.summary.get("variants", []):
+        out.append(f"- **{_md_cell(str(v.get('label', '')))}** "
+                   f"[{_md_cell(str(v.get('diagnosis', '—')))}]: "
+                   f"{_md_cell(str(v.get('sentence', '')) + _flags_text(v))}")
+    out += ["", "## Results", "", *_md_table(RESULTS_HEADER, results_rows(result)), ""]
+    out += ["## Variance per layer (mean over seeds)", "",
+            *_md_table(VARIANCE_HEADER, variance_rows(result)), ""]
+    if images:
+        out += ["## Plots", ""]
+        for name in images:
+            base = Path(name).name
+            out += [f"![{CAPTIONS.get(base, base)}]({name})", "", f"*{CAPTIONS.get(base, base)}*",
+                    ""]
+    out += ["## Resolved config", "", "```yaml", _config_yaml(result).rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1180px;
+margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;color:#444}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0}
+table{border-collapse:collapse;margin:.5em 0;font-size:.92em}
+th,td{padding:.25em .7em;border-bottom:1px solid #e5e5e5;text-align:right}
+th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
+.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;
+vertical-align:baseline}
+.badge{display:inline-block;padding:0 .5em;border-radius:.7em;color:#fff;font-size:.82em;
+font-weight:600;margin:0 .4em}
+ul.story li{margin:.3em 0}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _badge(diagnosis: object) -> str:
+    colour = BADGE.get(str(diagnosis), "#777777")
+    return f'<span class="badge" style="background:{colour}">{_e(diagnosis)}</span>'
+
+
+def _swatch(colour: str) -> str:
+    return f'<span class="swatch" style="background:{colour}"></span>'
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+                colours: dict[str, str], badge_col: int | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = _e(cell)
+            if i == 0:
+                text = _swatch(colours.get(cell, "#777777")) + text
+            elif i == badge_col:
+                text = _badge(cell)
+            cells.append(f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    caption = CAPTIONS.get(Path(path).name, Path(path).name)
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
+    """A self-contained HTML page: facts, one sentence per variant, tables, plots, config."""
+    colours = palette(labels_of(result))
+    facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _facts(result))
+    story = "".join(
+        f"<li>{_swatch(colours.get(str(v.get('label')), '#777777'))}"
+        f"<strong>{_e(v.get('label', ''))}</strong>{_badge(v.get('diagnosis', '—'))}"
+        f"{_e(str(v.get('sentence', '')) + _flags_text(v))}</li>"
+        for v in result.summary.get("variants", []))
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(_title(result))}</title><style>{CSS}{interactive.CSS}</style></head><body>",
+        f"<h1>{_e(_title(result))}</h1>", f'<dl class="facts">{facts}</dl>',
+        f'<h2>What happened</h2><ul class="story">{story}</ul>',
+        interactive.section(result),
+        "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 5),
+        "<h2>Variance per layer (mean over seeds)</h2>",
+        _html_table(VARIANCE_HEADER, variance_rows(result), colours),
+    ]
+    if image_paths:
+        parts += ["<h2>Plots</h2>", *(_img(Path(p)) for p in image_paths)]
+    parts += ["<h2>Resolved config</h2>", f"<pre>{_e(_config_yaml(result))}</pre>",
+              "</body></html>", ""]
+    return "\n".join(parts)

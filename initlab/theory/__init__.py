@@ -1,0 +1,71 @@
+"""Theory beside every measurement: mean-field maps (meanfield), Jacobian spectra and measured
+propagation (jacobian), and the Gaussian expectations both use (gauss). Every function the docs
+name is importable from here: initlab.theory.critical_sigma_w2, initlab.theory.trajectory, ..."""
+
+from initlab.theory.gauss import (
+    coarse_quadrature,
+    expect,
+    expect2,
+)
+from initlab.theory.jacobian import (
+    FLAG_RATIO,
+    NARROW,
+    SATURATED,
+    jacobian_moments,
+    jacobian_singular_values,
+    measured_xi_c,
+    signal_propagation,
+    simulate_correlation,
+    theory_flags,
+)
+from initlab.theory.meanfield import (
+    CRITICAL_TOL,
+    Array,
+    PerLayer,
+    Propagation,
+    act_var_profile,
+    analyze,
+    c_star,
+    chi1,
+    chi_c,
+    correlation_map,
+    critical_sigma_w2,
+    depth_scales,
+    fixed_point,
+    length_map,
+    moments,
+    second_moment,
+    trajectory,
+)
+
+__all__ = [
+    "CRITICAL_TOL",
+    "FLAG_RATIO",
+    "NARROW",
+    "SATURATED",
+    "Array",
+    "PerLayer",
+    "Propagation",
+    "act_var_profile",
+    "analyze",
+    "c_star",
+    "chi1",
+    "chi_c",
+    "coarse_quadrature",
+    "correlation_map",
+    "critical_sigma_w2",
+    "depth_scales",
+    "expect",
+    "expect2",
+    "fixed_point",
+    "jacobian_moments",
+    "jacobian_singular_values",
+    "length_map",
+    "measured_xi_c",
+    "moments",
+    "second_moment",
+    "signal_propagation",
+    "simulate_correlation",
+    "theory_flags",
+    "trajectory",
+]
