@@ -478,8 +478,8 @@ def test_non_string_choice_is_a_bad_parameter() -> None:
 # ----------------------------------------------------------------------------- bias initializers
 def _population_biases(scheme: str | dict, sizes: list[int], seed: int = 0) -> list[np.ndarray]:
     """The biases init_population draws with `scheme` as the bias initializer (the real path)."""
-    from initlab.activations import get_activation
-    from initlab.model import MemberInit, init_population
+    from initlab.nn.activations import get_activation
+    from initlab.nn.model import MemberInit, init_population
 
     member = MemberInit(resolve("he_normal"), resolve(scheme), (seed, 0))
     pop = init_population(sizes, get_activation("tanh"), [member])
@@ -548,7 +548,7 @@ def test_bias_against_torch_linear() -> None:
 
 
 def test_theory_reads_the_bias_variance_of_the_layer() -> None:
-    from initlab.cli_theory import layer_sigmas
+    from initlab.cli.theory import layer_sigmas
 
     sw, sb = layer_sigmas(resolve("he_normal"), resolve("torch_linear_default"), [400, 50, 1])
     assert sw == pytest.approx([2.0, 2.0]) and sb == pytest.approx([1 / 1200, 1 / 150])

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from initlab.optim import Adam, make_optimizer
+
+from initlab.nn.optim import Adam, make_optimizer
 
 
 def _adam_reference(gs: list[float], lr: float, b1: float = 0.9, b2: float = 0.999,

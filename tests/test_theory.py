@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from initlab import theory
 from initlab.cli import app
 from initlab.nn import inits
-from initlab.nn.activations import ACTIVATIONS, gain, gauss_expect, get_activation
+from initlab.nn.activations import ACTIVATIONS, SELU_SCALE, gain, gauss_expect, get_activation
 from initlab.theory import gauss, meanfield
 
 SMOOTH = ("tanh", "sigmoid", "softsign", "gelu", "silu", "softplus", "elu", "selu")
@@ -317,7 +317,7 @@ EVERY = [(n, None) for n in ALL] + KINKED[1:]
 
 
 @pytest.mark.parametrize(("name", "param", "expected"), [
-    ("selu", None, 2 / (theory.SELU_SCALE**2 * (1 + 1.6732632423543772**2))),  # 0.4768
+    ("selu", None, 2 / (SELU_SCALE**2 * (1 + 1.6732632423543772**2))),  # 0.4768
     ("elu", 2.0, 0.4), ("elu", 0.5, 1.6), ("elu", 1.0, 1.0)])
 def test_critical_line_at_zero_bias_of_kinked_activations(name: str, param: float | None,
                                                           expected: float) -> None:
@@ -333,7 +333,7 @@ def test_selu_at_zero_bias_is_ordered_like_its_neighbours() -> None:
     # 0.4 < 0.4768: ordered (the old code said chaotic at sigma_b2 = 0, ordered at 1e-9)
     p0, p1 = theory.analyze("selu", 0.4, 0.0), theory.analyze("selu", 0.4, 1e-9)
     assert p0.phase == p1.phase == "ordered"
-    assert p0.chi1 == pytest.approx(0.4 * (theory.SELU_SCALE**2) * (1 + 1.6732632423543772**2)
+    assert p0.chi1 == pytest.approx(0.4 * (SELU_SCALE**2) * (1 + 1.6732632423543772**2)
                                     / 2, rel=1e-12)
 
 

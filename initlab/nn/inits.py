@@ -88,8 +88,8 @@ def _kaiming_scale(owner: str, a: float, nonlinearity: str, gain: float | None) 
         return 2.0 / (1.0 + a * a)
     if nonlinearity == "relu":
         return 2.0
-    from initlab.activations import ACTIVATIONS
-    from initlab.activations import gain as activation_gain  # lazy: activations is optional here
+    from initlab.nn.activations import ACTIVATIONS
+    from initlab.nn.activations import gain as activation_gain  # lazy: activations is optional here
 
     if nonlinearity not in ACTIVATIONS:
         raise _bad_choice(owner, "nonlinearity", nonlinearity, ACTIVATIONS.names())
@@ -253,7 +253,7 @@ def resolve(scheme: str | Mapping[str, Any] | Initializer, *, activation: Any = 
         if activation is None:
             raise BadParameterError(name, "gain", "gain='auto' needs the network's activation, "
                                     "and none is known here (pass activation=...)")
-        from initlab.activations import gain as activation_gain  # lazy: optional at import
+        from initlab.nn.activations import gain as activation_gain  # lazy: optional at import
 
         args["gain"] = float(activation_gain(activation, activation_param, method="exact"))
         extra = {"gain_from": str(getattr(activation, "name", activation)),
