@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from initlab import __version__, theory
+from initlab import __version__, outcomes, theory
 from initlab.data import datasets as data
-from initlab.diagnosis import Evidence, diagnose, sentence
+from initlab.diagnosis import Evidence, borderline, diagnose, sentence
 from initlab.errors import ConfigError, Problem
 from initlab.nn import inits
 from initlab.nn.activations import Activation, get_activation
@@ -142,11 +142,12 @@ def _layers(h: History, rows: np.ndarray, r: int, theory_var: np.ndarray | None,
     return out
 
 
-def _curve(curve: np.ndarray) -> dict[str, list[float]]:
+def _curve(curve: np.ndarray, steps: np.ndarray) -> dict[str, list[float]]:
+    """Mean, std, min, max over seeds at <= CURVE_POINTS points; `steps` are optimizer steps."""
     E = curve.shape[0]
     idx = np.unique(np.linspace(0, E - 1, min(E, CURVE_POINTS)).round().astype(int))
     c = curve[idx]
-    return {"steps": idx.tolist(), "mean": _nanstat(np.nanmean, c, 1).tolist(),
+    return {"steps": np.asarray(steps)[idx].tolist(), "mean": _nanstat(np.nanmean, c, 1).tolist(),
             "std": _nanstat(np.nanstd, c, 1).tolist(), "min": _nanstat(np.nanmin, c, 1).tolist(),
             "max": _nanstat(np.nanmax, c, 1).tolist()}
 
@@ -255,14 +256,21 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     V, L = len(s.variants), len(s.sizes) - 1
     member_variant = np.repeat(np.arange(V), seeds)
     theory_var = np.zeros((V, L))
-    variants_out = []
+    # the loss curve's points: after e epochs = e x (steps per epoch) optimizer steps
+    epochs = np.arange(h.loss.shape[0])
+    loss_steps = epochs * _steps_per_epoch(schedule, len(ds.x))
+    variants_out, evidence = [], []
     for v, (label, spec) in enumerate(zip(s.labels, s.variants)):
         rows = np.flatnonzero(member_variant == v)
         theory_var[v] = _theory(s, W0, b0, q0, rows)
-        variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0))
+        out, ev = _variant_summary(s, h, v, label, spec, rows, theory_var[v], q0, loss_steps)
+        variants_out.append(out)
+        evidence.append(ev)
+    for out, ev in zip(variants_out, evidence):  # sentences compare with the other variants
+        out["sentence"] = sentence(ev, out["diagnoses"], evidence)
 
     arrays: dict[str, np.ndarray] = {
-        "loss": h.loss, "loss_steps": np.arange(h.loss.shape[0]),
+        "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory_var,
@@ -281,8 +289,18 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         "seeds": seeds, "dtype": np.dtype(s.dtype).name, "sizes": s.sizes,
         "activation": s.activation.name, "activation_param": s.activation.param,
         "wall_time_s": round(time.perf_counter() - t0, 3), "variants": variants_out,
+        "comparisons": outcomes.comparisons(variants_out),
     }
     return Result(config=dict(cfg), summary=summary, arrays=arrays)
+
+
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else x
+
+
+def _steps_per_epoch(schedule: Schedule, n: int) -> int:
+    full = schedule.batch_size is None or schedule.batch_size >= n
+    return 1 if full else math.ceil(n / int(schedule.batch_size or n))
 
 
 def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],
@@ -295,7 +313,8 @@ def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],
 
 
 def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, Any],
-                     rows: np.ndarray, theory_var: np.ndarray, q0: float) -> dict[str, Any]:
+                     rows: np.ndarray, theory_var: np.ndarray, q0: float,
+                     loss_steps: np.ndarray) -> tuple[dict[str, Any], Evidence]:
     widths = s.sizes[1:]
     R = len(h.stat_steps) - 1
     L = len(widths)
@@ -309,6 +328,11 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         gain = act_ratio ** (1 / hidden) if act_ratio >= 0 else math.nan
     dsteps = h.diverged_step[rows]
     losses = h.loss[:, rows]
+    measured = outcomes.per_seed(losses, loss_steps)
+    with np.errstate(all="ignore"):
+        over_init = np.asarray(measured["final_loss_tail"]) / losses[0]
+    drop_median = outcomes.median_steps(measured["steps_to_drop"])
+    tail_median = outcomes.median_finite(measured["final_loss_tail"])
     ev = Evidence(
         label=label, activation=s.activation.name, seeds=len(rows),
         n_diverged=int((dsteps >= 0).sum()),
@@ -320,7 +344,10 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         dead=float(np.mean(h.stats["dead"][R, rows, :-1])) if L > 1 else 0.0,
         loss_init=float(_nanstat(np.nanmean, losses[0])),
         loss_final=float(_nanstat(np.nanmean, h.final_loss[rows])),
-        epochs=int(s.cfg["train"].get("epochs", 0)))
+        epochs=int(s.cfg["train"].get("epochs", 0)), steps=int(h.steps),
+        steps_to_drop=drop_median, loss_tail=_or_nan(tail_median),
+        tail_over_init=_or_nan(outcomes.median_finite(over_init.tolist())),
+        delayed_seeds=sum(measured["delayed"]))
     found = diagnose(ev)
     acc = h.final_accuracy
     return {
@@ -333,12 +360,16 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         "final_accuracy": acc[rows].tolist() if acc is not None else None,
         "diverged": (dsteps >= 0).tolist(),
         "diverged_step": [int(d) if d >= 0 else None for d in dsteps],
-        "loss_curve": _curve(losses),
-        "diagnosis": found[0], "diagnoses": found, "sentence": sentence(ev, found),
+        "steps_to_drop": measured["steps_to_drop"],
+        "final_loss_tail": measured["final_loss_tail"],
+        "steps_to_drop_median": drop_median, "final_loss_tail_median": tail_median,
+        "loss_curve": _curve(losses, loss_steps),
+        "diagnosis": found[0], "diagnoses": found, "borderline": borderline(ev),
+        "sentence": sentence(ev, found),
         "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
         "layers": _layers(h, rows, 0, theory_var, widths),
         "theory_flags": theory.theory_flags(
             np.mean(act0, axis=0).tolist(), theory_var.tolist(), widths,
             np.mean(h.stats["saturated"][0, rows], axis=0).tolist()),
         "layers_final": _layers(h, rows, R, None, widths),
-    }
+    }, ev

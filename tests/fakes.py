@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from initlab import outcomes
 from initlab.nn.activations import get_activation
 from initlab.nn.model import Population
 from initlab.results.folder import Result
@@ -88,7 +89,8 @@ def fake_result(variants: int = 4, seeds: int = 3, layers: int = 3, epochs: int 
         arrays["hist_h"][after, m] = 0.0
         arrays["hist_dz"][after, m] = 0.0
 
-    arrays.update(loss=loss, loss_steps=loss_steps, member_variant=member_variant,
+    arrays.update(loss=loss, loss_steps=loss_steps, loss_epochs=loss_steps,
+                  member_variant=member_variant,
                   member_seed=member_seed, stat_steps=stat_steps)
     if two_d and task == "binary":
         g = np.linspace(-5, 5, grid)
@@ -153,14 +155,23 @@ def _summary(labels: list[str], a: dict[str, np.ndarray], diverged_step: list[li
             "seeds": list(range(S)), "final_loss": final,
             "final_accuracy": [0.5 + 0.1 * v] * S, "test_accuracy": None,
             "diverged": diverged, "diverged_step": diverged_step[v], "loss_curve": curve,
-            "diagnosis": diagnosis, "diagnoses": [diagnosis],
+            **_outcomes(loss, a["loss_steps"]),
+            "diagnosis": diagnosis, "diagnoses": [diagnosis], "borderline": [],
             "sentence": f"The {label} initialization was {diagnosis}: a plain sentence.",
             "layers": layer_rows(0, True), "layers_final": layer_rows(-1, False)})
     return {"format_version": 1, "initlab_version": "0.1.0", "name": "fake",
             "config_hash": "0" * 16, "task": task,
             "loss": "bce" if task == "binary" else "softmax_ce", "optimizer": "sgd",
             "epochs": E, "steps": E, "seeds": S, "dtype": "float64", "sizes": sizes,
-            "activation": "relu", "wall_time_s": 1.25, "variants": variants}
+            "activation": "relu", "wall_time_s": 1.25, "variants": variants,
+            "comparisons": outcomes.comparisons(variants)}
+
+
+def _outcomes(loss: np.ndarray, steps: np.ndarray) -> dict:
+    m = outcomes.per_seed(loss, steps)
+    return {"steps_to_drop": m["steps_to_drop"], "final_loss_tail": m["final_loss_tail"],
+            "steps_to_drop_median": outcomes.median_steps(m["steps_to_drop"]),
+            "final_loss_tail_median": outcomes.median_finite(m["final_loss_tail"])}
 
 
 _WRITTEN: list[tuple[Result, Path]] = []

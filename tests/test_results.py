@@ -86,7 +86,7 @@ def test_folder_has_every_file_and_tables_are_long_format(written_binary):  # no
     assert {r["stat"] for r in rows} >= set(results.VARIANCE_STATS)
     loss_rows = list(csv.DictReader((out / "loss.csv").open()))
     assert len(loss_rows) == result.arrays["loss"].size
-    assert set(loss_rows[0]) == {"step", "variant", "seed", "loss"}
+    assert set(loss_rows[0]) == {"step", "epoch", "variant", "seed", "loss"}
     assert any(r["loss"] == "" for r in loss_rows)  # the diverged member's NaN/inf
     assert yaml.safe_load((out / "config.yaml").read_text())["versions"]["python"]
 

@@ -47,7 +47,7 @@ BASELINE_FORMAT = 1
 # Flattened into baselines (loss_curve is summarized by final_loss; sentence is prose).
 BASELINE_KEYS = ("final_loss", "final_accuracy", "test_accuracy", "diverged", "diverged_step",
                  "diagnosis", "act_ratio", "per_layer_gain", "grad_ratio", "layers",
-                 "layers_final")
+                 "layers_final", "steps_to_drop", "final_loss_tail")
 
 
 # ---------------------------------------------------------------- expectations

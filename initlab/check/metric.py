@@ -31,7 +31,8 @@ LAYER_STATS = ("layer", "width", "act_mean", "act_var", "pre_var", "grad_var", "
 SCHEMA: dict[str, Any] = {
     "final_loss": SEEDS, "final_accuracy": SEEDS, "test_accuracy": SEEDS, "diverged": SEEDS,
     "diverged_step": SEEDS, "lr": NUMBER, "act_ratio": NUMBER, "per_layer_gain": NUMBER,
-    "grad_ratio": NUMBER, "diagnosis": TEXT,
+    "grad_ratio": NUMBER, "diagnosis": TEXT, "steps_to_drop": SEEDS, "final_loss_tail": SEEDS,
+    "steps_to_drop_median": NUMBER, "final_loss_tail_median": NUMBER,
     "loss_curve": {k: SERIES for k in ("steps", "mean", "std", "min", "max")},
     "layers": [dict.fromkeys(LAYER_STATS, NUMBER)],
     "layers_final": [dict.fromkeys(LAYER_STATS[:-1], NUMBER)],

@@ -16,9 +16,9 @@ from matplotlib.animation import PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from initlab.report.interactive import _even, _hist_u8, _steps_per_epoch
+from initlab.report.interactive import _even, _hist_u8
 from initlab.report.plots import labels_of, palette
-from initlab.results.folder import Result
+from initlab.results.folder import Result, loss_steps
 
 MAX_FRAMES = 60
 FPS = 6
@@ -28,7 +28,7 @@ DPI = 72
 def _loss_axis(ax, result: Result, colours: dict[str, str]):
     a, labels = result.arrays, labels_of(result)
     loss = np.asarray(a["loss"], dtype=float)
-    x = np.asarray(a["loss_steps"], dtype=float) * _steps_per_epoch(result)
+    x = loss_steps(result)[0].astype(float)
     mv = np.asarray(a["member_variant"])
     for v, label in enumerate(labels):
         part = loss[:, mv == v]

@@ -32,7 +32,7 @@ CAPTIONS = {
 }
 BADGE = {"healthy": "#009E73", "symmetric": "#CC79A7", "vanishing": "#0072B2",
          "exploding": "#D55E00", "saturated": "#E69F00", "dead": "#555555",
-         "diverged": "#B2182B", "stalled": "#8C6D1F"}
+         "diverged": "#B2182B", "stalled": "#8C6D1F", "delayed": "#56B4E9"}
 
 
 # ---------------------------------------------------------------- numbers shared by both
@@ -93,15 +93,53 @@ def scheme_text(v: dict) -> str:
     return f"{text}, lr {fmt(v['lr'])}" if v.get("lr") is not None else text
 
 
+def _diagnosis(v: dict) -> str:
+    near = v.get("borderline") or []
+    return str(v.get("diagnosis", "—")) + "".join(f" (borderline {d})" for d in near)
+
+
 def results_rows(result: Result) -> list[list[str]]:
-    """Variant, init, final loss, accuracy, diverged k/n, diagnosis (plain strings, unescaped)."""
+    """Variant, init, final loss, accuracy, diverged k/n, the medians of final_loss_tail and
+    steps_to_drop, diagnosis (plain strings, unescaped)."""
     return [[str(v.get("label", "")), scheme_text(v), mean_std(v.get("final_loss")),
-             _accuracy(v), _diverged(v), str(v.get("diagnosis", "—"))]
+             _accuracy(v), _diverged(v), fmt(v.get("final_loss_tail_median")),
+             _drop(v), _diagnosis(v)]
             for v in result.summary.get("variants", [])]
 
 
+def _drop(v: dict) -> str:
+    if "steps_to_drop" not in v:
+        return "—"
+    x = v.get("steps_to_drop_median")
+    return "never" if x is None else fmt(x)
+
+
 RESULTS_HEADER = ["variant", "init", "final loss (finite seeds, mean ± std)", "accuracy",
-                  "diverged", "diagnosis"]
+                  "diverged", "loss, last 10% of steps (median)", "steps to drop (median)",
+                  "diagnosis"]
+COMPARISON_HEADER = ["variant", "reference", "mean difference", "95% CI (paired t)", "wins"]
+MIN_SEEDS_COMPARED = 3  # the comparison table needs at least 3 seeds (a t interval on 2 is wide)
+
+
+def comparison_rows(result: Result) -> list[list[str]]:
+    """One row per entry of summary.json's `comparisons` (empty below MIN_SEEDS_COMPARED)."""
+    s = result.summary
+    if int(s.get("seeds") or 0) < MIN_SEEDS_COMPARED:
+        return []
+    rows = []
+    for c in s.get("comparisons") or []:
+        lo, hi = (c.get("ci95") or [None, None])[:2]
+        ci = f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else "—"
+        rows.append([str(c.get("variant", "")), str(c.get("reference", "")),
+                     fmt(c.get("mean_diff")), ci, f"{c.get('wins', 0)}/{c.get('seeds', 0)}"])
+    return rows
+
+
+def comparison_intro(result: Result) -> str:
+    c = (result.summary.get("comparisons") or [{}])[0]
+    return (f"Paired over seeds (every variant sees the same random numbers per seed): "
+            f"{c.get('metric', 'final_loss_tail')} of each variant minus {c.get('reference')}'s; "
+            f"wins = seeds where it is lower.")
 VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h) / theory",
                    "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
 
@@ -164,6 +202,9 @@ def render_markdown(result: Result, images: Sequence[str]) -> str:
                    f"[{_md_cell(str(v.get('diagnosis', '—')))}]: "
                    f"{_md_cell(str(v.get('sentence', '')) + _flags_text(v))}")
     out += ["", "## Results", "", *_md_table(RESULTS_HEADER, results_rows(result)), ""]
+    if comparison_rows(result):
+        out += ["## Paired comparisons", "", comparison_intro(result), "",
+                *_md_table(COMPARISON_HEADER, comparison_rows(result)), ""]
     out += ["## Variance per layer (mean over seeds)", "",
             *_md_table(VARIANCE_HEADER, variance_rows(result)), ""]
     if images:
@@ -203,7 +244,7 @@ def _e(text: object) -> str:
 
 
 def _badge(diagnosis: object) -> str:
-    colour = BADGE.get(str(diagnosis), "#777777")
+    colour = BADGE.get(str(diagnosis).split(" ")[0], "#777777")
     return f'<span class="badge" style="background:{colour}">{_e(diagnosis)}</span>'
 
 
@@ -251,7 +292,10 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
         f"<h1>{_e(_title(result))}</h1>", f'<dl class="facts">{facts}</dl>',
         f'<h2>What happened</h2><ul class="story">{story}</ul>',
         interactive.section(result),
-        "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 5),
+        "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 7),
+        *([f"<h2>Paired comparisons</h2><p>{_e(comparison_intro(result))}</p>",
+           _html_table(COMPARISON_HEADER, comparison_rows(result), colours)]
+          if comparison_rows(result) else []),
         "<h2>Variance per layer (mean over seeds)</h2>",
         _html_table(VARIANCE_HEADER, variance_rows(result), colours),
     ]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from initlab.report.plots import labels_of, palette
-from initlab.results.folder import Result
+from initlab.results.folder import Result, loss_steps
 
 MAX_STEPS = 300  # recorded steps kept for the slider (evenly subsampled beyond this)
 MAX_LOSS_POINTS = 400
@@ -81,21 +81,11 @@ def _variant_mean(a: np.ndarray, member_variant: np.ndarray, V: int) -> np.ndarr
     return out
 
 
-def _steps_per_epoch(result: Result) -> float:
-    s = result.summary
-    batch = (result.config.get("train") or {}).get("batch_size")
-    n = s.get("samples")
-    if batch and n and int(batch) < int(n):
-        return float(math.ceil(int(n) / int(batch)))
-    return 1.0
-
-
 def _loss(result: Result, member_variant: np.ndarray, V: int) -> dict[str, Any]:
     a = result.arrays
     loss = np.asarray(a["loss"], dtype=float)  # (E+1, M)
     idx = _even(loss.shape[0], MAX_LOSS_POINTS)
-    steps = np.asarray(a.get("loss_steps", np.arange(loss.shape[0])))[idx] * \
-        _steps_per_epoch(result)
+    steps = loss_steps(result)[0][idx]
     mean, lo, hi = [], [], []
     for v in range(V):
         part = loss[idx][:, member_variant == v]

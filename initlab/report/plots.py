@@ -19,7 +19,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from initlab.results.folder import Result
+from initlab.results.folder import Result, loss_steps
 
 DPI = 110
 LOG_AXIS_MAX = 1e200  # beyond ~1e±280 matplotlib's log tick locator overflows (OverflowError)
@@ -77,7 +77,7 @@ def plot_loss(result: Result) -> Figure:
     losses are drawn at the top of the axis; x marks where a seed diverged."""
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
-    loss, steps = np.asarray(a["loss"], dtype=float), np.asarray(a["loss_steps"])
+    loss, steps = np.asarray(a["loss"], dtype=float), loss_steps(result)[0]
     # losses beyond 1e±200 are drawn at the top (or bottom), like inf
     drawable = np.isfinite(loss) & (loss < LOG_AXIS_MAX)
     good = loss[drawable & (loss > 1 / LOG_AXIS_MAX)]
@@ -285,5 +285,5 @@ def _first_seed_outcome(result: Result, v: int) -> str:
     curve = np.asarray(result.arrays["loss"][:, first[0]], dtype=float)
     bad = np.flatnonzero(~np.isfinite(curve))
     if bad.size:
-        return f"diverged at step {int(result.arrays['loss_steps'][bad[0]])} (first seed)"
+        return f"diverged at step {int(loss_steps(result)[0][bad[0]])} (first seed)"
     return f"final loss {fmt(curve[-1])} (first seed)"

@@ -186,17 +186,36 @@ def variance_csv(result: Result) -> str:
     return _csv(["variant", "layer", "width", "when", "stat", "mean", "std"], rows)
 
 
+def loss_steps(result: Result) -> tuple[np.ndarray, np.ndarray]:
+    """(optimizer step, epoch) of each point of the loss curve. Results written before
+    `loss_epochs` existed stored epochs in `loss_steps`: they are scaled by the steps per epoch."""
+    a = result.arrays
+    steps = np.asarray(a.get("loss_steps", np.arange(len(a.get("loss", [])))), dtype=np.int64)
+    if "loss_epochs" in a:
+        return steps, np.asarray(a["loss_epochs"], dtype=np.int64)
+    batch = (result.config.get("train") or {}).get("batch_size")
+    n = result.summary.get("samples")
+    per_epoch = math.ceil(int(n) / int(batch)) if batch and n and int(batch) < int(n) else 1
+    return steps * per_epoch, steps
+
+
+LOSS_CSV_HEADER = ["step", "epoch", "variant", "seed", "loss"]
+
+
 def loss_csv(result: Result) -> str:
-    """Long table: step,variant,seed,loss (non-finite losses are left empty)."""
+    """Long table: step (optimizer steps), epoch, variant, seed, loss (non-finite losses are left
+    empty). Minibatch training: the loss at the end of each epoch is the mean over its batches."""
     a = result.arrays
     if "loss" not in a:
-        return _csv(["step", "variant", "seed", "loss"], [])
+        return _csv(LOSS_CSV_HEADER, [])
     labels = _labels(result)
-    loss, steps = a["loss"], a["loss_steps"]
+    loss = a["loss"]
+    steps, epochs = loss_steps(result)
     variant_of, seed_of = a["member_variant"], a["member_seed"]
-    rows = [[int(steps[i]), labels[int(variant_of[m])], int(seed_of[m]), _num(float(loss[i, m]))]
+    rows = [[int(steps[i]), int(epochs[i]), labels[int(variant_of[m])], int(seed_of[m]),
+             _num(float(loss[i, m]))]
             for i in range(loss.shape[0]) for m in range(loss.shape[1])]
-    return _csv(["step", "variant", "seed", "loss"], rows)
+    return _csv(LOSS_CSV_HEADER, rows)
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
