@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from initlab import outcomes
 
 ORDER = ("diverged", "symmetric", "delayed", "exploding", "vanishing", "saturated", "dead",
          "stalled", "healthy")
@@ -227,3 +230,39 @@ def sentence(e: Evidence, found: list[str], peers: Sequence[Evidence] = ()) -> s
     if main == "stalled":
         return f"Stalled: {_state(e, found)}{near}, but the loss barely moved: {train}."
     return f"Healthy: {_state(e, found)}{near}; {train}."
+
+
+# ---------------------------------------------------------------- a summary's variants
+
+_OWN = ("label", "activation")  # the variant's and the summary's own keys, not evidence
+
+
+def evidence_dict(e: Evidence) -> dict[str, Any]:
+    """The numbers a diagnosis reads, as summary.json's `evidence` of a variant."""
+    return {k: v for k, v in asdict(e).items() if k not in _OWN}
+
+
+def evidence_of(summary: dict[str, Any], variant: dict[str, Any]) -> Evidence:
+    """A variant's Evidence back from its summary entry (null ratios are the infinities that
+    json_safe wrote as null; other nulls are NaN)."""
+    kw = dict(variant["evidence"])
+    for f in fields(Evidence):
+        if f.name in kw and kw[f.name] is None and f.type in ("float", "float | None"):
+            if f.name in ("act_ratio", "grad_ratio"):
+                kw[f.name] = math.inf
+            elif f.type == "float":
+                kw[f.name] = math.nan
+    return Evidence(label=str(variant["label"]), activation=str(summary.get("activation")), **kw)
+
+
+def describe(summary: dict[str, Any]) -> None:
+    """Set every variant's diagnosis, diagnoses, borderline and sentence (which compares it with
+    the other variants of this summary) and the summary's paired `comparisons`, in place. A
+    sweep calls it again on each cell's part of a population."""
+    variants = [v for v in summary.get("variants", []) if "evidence" in v]
+    evidence = [evidence_of(summary, v) for v in variants]
+    for v, e in zip(variants, evidence):
+        found = diagnose(e)
+        v.update(diagnosis=found[0], diagnoses=found, borderline=borderline(e),
+                 sentence=sentence(e, found, evidence))
+    summary["comparisons"] = outcomes.comparisons(summary.get("variants", []))

@@ -19,7 +19,7 @@ import numpy as np
 
 from initlab import __version__, outcomes, theory
 from initlab.data import datasets as data
-from initlab.diagnosis import Evidence, borderline, diagnose, sentence
+from initlab.diagnosis import Evidence, describe, evidence_dict
 from initlab.errors import ConfigError, Problem
 from initlab.nn import inits
 from initlab.nn.activations import Activation, get_activation
@@ -259,15 +259,12 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     # the loss curve's points: after e epochs = e x (steps per epoch) optimizer steps
     epochs = np.arange(h.loss.shape[0])
     loss_steps = epochs * _steps_per_epoch(schedule, len(ds.x))
-    variants_out, evidence = [], []
+    variants_out = []
     for v, (label, spec) in enumerate(zip(s.labels, s.variants)):
         rows = np.flatnonzero(member_variant == v)
         theory_var[v] = _theory(s, W0, b0, q0, rows)
-        out, ev = _variant_summary(s, h, v, label, spec, rows, theory_var[v], q0, loss_steps)
-        variants_out.append(out)
-        evidence.append(ev)
-    for out, ev in zip(variants_out, evidence):  # sentences compare with the other variants
-        out["sentence"] = sentence(ev, out["diagnoses"], evidence)
+        variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0,
+                                             loss_steps))
 
     arrays: dict[str, np.ndarray] = {
         "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
@@ -289,8 +286,8 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         "seeds": seeds, "dtype": np.dtype(s.dtype).name, "sizes": s.sizes,
         "activation": s.activation.name, "activation_param": s.activation.param,
         "wall_time_s": round(time.perf_counter() - t0, 3), "variants": variants_out,
-        "comparisons": outcomes.comparisons(variants_out),
     }
+    describe(summary)  # diagnoses, sentences (which compare variants) and comparisons
     return Result(config=dict(cfg), summary=summary, arrays=arrays)
 
 
@@ -314,7 +311,7 @@ def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],
 
 def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, Any],
                      rows: np.ndarray, theory_var: np.ndarray, q0: float,
-                     loss_steps: np.ndarray) -> tuple[dict[str, Any], Evidence]:
+                     loss_steps: np.ndarray) -> dict[str, Any]:
     widths = s.sizes[1:]
     R = len(h.stat_steps) - 1
     L = len(widths)
@@ -348,7 +345,6 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         steps_to_drop=drop_median, loss_tail=_or_nan(tail_median),
         tail_over_init=_or_nan(outcomes.median_finite(over_init.tolist())),
         delayed_seeds=sum(measured["delayed"]))
-    found = diagnose(ev)
     acc = h.final_accuracy
     return {
         "label": label,
@@ -364,12 +360,13 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         "final_loss_tail": measured["final_loss_tail"],
         "steps_to_drop_median": drop_median, "final_loss_tail_median": tail_median,
         "loss_curve": _curve(losses, loss_steps),
-        "diagnosis": found[0], "diagnoses": found, "borderline": borderline(ev),
-        "sentence": sentence(ev, found),
+        "delayed": measured["delayed"],
+        "diagnosis": None, "diagnoses": [], "borderline": [], "sentence": "",  # describe()
+        "evidence": evidence_dict(ev),
         "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
         "layers": _layers(h, rows, 0, theory_var, widths),
         "theory_flags": theory.theory_flags(
             np.mean(act0, axis=0).tolist(), theory_var.tolist(), widths,
             np.mean(h.stats["saturated"][0, rows], axis=0).tolist()),
         "layers_final": _layers(h, rows, R, None, widths),
-    }, ev
+    }

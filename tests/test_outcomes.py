@@ -192,3 +192,29 @@ def test_every_sentence_of_a_run_has_both_halves() -> None:
 def test_a_few_epochs_are_too_coarse_for_a_plateau() -> None:
     steps = np.arange(4) * 10  # 3 epochs of 10 minibatch steps
     assert not outcomes.delayed(np.array([1.0, 0.99, 0.5, 0.4]), steps)
+
+
+def test_sweep_cells_compare_within_the_cell(tmp_path: Path) -> None:
+    """Cells that differ only in init train as one population; each cell's sentences and
+    comparisons speak of its own variants (not the population's c0:/c1: labels)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from initlab.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: s\nseeds: 3\ndata: {name: circle, samples: 40}\n"
+                   "model: {widths: [4], activation: tanh}\n"
+                   "init: [{label: a, scheme: xavier_normal}, {label: b, scheme: he_normal}]\n"
+                   "train: {lr: 0.1, epochs: 30}\nsweep:\n  init.0.scheme: [lecun_normal, "
+                   "too_small]\n")
+    r = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"),
+                                 "--workers", "0", "-q"])
+    assert r.exit_code == 0, r.output
+    for p in (tmp_path / "o" / "cells").glob("*/summary.json"):
+        s = json.loads(p.read_text())
+        assert [c["variant"] for c in s["comparisons"]] == ["b"]
+        assert s["comparisons"][0]["reference"] == "a"
+        assert all("c0:" not in v["sentence"] and "c1:" not in v["sentence"]
+                   for v in s["variants"])

@@ -32,6 +32,7 @@ SCHEMA: dict[str, Any] = {
     "final_loss": SEEDS, "final_accuracy": SEEDS, "test_accuracy": SEEDS, "diverged": SEEDS,
     "diverged_step": SEEDS, "lr": NUMBER, "act_ratio": NUMBER, "per_layer_gain": NUMBER,
     "grad_ratio": NUMBER, "diagnosis": TEXT, "steps_to_drop": SEEDS, "final_loss_tail": SEEDS,
+    "delayed": SEEDS,
     "steps_to_drop_median": NUMBER, "final_loss_tail_median": NUMBER,
     "loss_curve": {k: SERIES for k in ("steps", "mean", "std", "min", "max")},
     "layers": [dict.fromkeys(LAYER_STATS, NUMBER)],

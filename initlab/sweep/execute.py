@@ -51,8 +51,9 @@ BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 MEMBER_AXIS = {"loss": 1, "hist_h": 1, "hist_dz": 1}  # + every stat_*: (R, M, L)
 VARIANT_AXIS = {"theory_act_var": 0, "boundary": 0, "boundary_frames": 1}
-SHARED = {"loss_steps", "stat_steps", "hist_h_edges", "hist_dz_edges", "boundary_grid", "data_x",
-          "data_y", "boundary_steps", "boundary_frames_grid"}  # the same for every member
+SHARED = {"loss_steps", "loss_epochs", "stat_steps", "hist_h_edges", "hist_dz_edges",
+          "boundary_grid", "data_x", "data_y", "boundary_steps",
+          "boundary_frames_grid"}  # the same for every member
 
 
 class CellError(RuntimeError):
@@ -125,6 +126,7 @@ def split(result: Any, variants: Sequence[int], seeds: int, config: Mapping[str,
     """The part of a population's Result that belongs to one cell (its merged variants)."""
     import numpy as np
 
+    from initlab.diagnosis import describe
     from initlab.results.folder import Result
 
     vidx = np.asarray(variants)
@@ -157,6 +159,7 @@ def split(result: Any, variants: Sequence[int], seeds: int, config: Mapping[str,
     summary.update(name=config.get("name"), config_hash=config.get("config_hash"),
                    wall_time_s=round(float(summary.get("wall_time_s") or 0) * len(midx) / M, 3),
                    population_members=M)
+    describe(summary)  # sentences and comparisons among this cell's variants only
     return Result(config=dict(config), summary=summary, arrays=arrays)
 
 

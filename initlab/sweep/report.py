@@ -7,8 +7,10 @@ every run, so a resumed sweep reports every cell it has).
     results/<name>/sweep_*.png                 lines for one varying axis, heatmaps for two
     results/<name>/report.md, report.html      the table, the pictures, the best cells
 
-The variance ratio is Var(h) of the last hidden layer over Var(h) of the first, at init (mean
-over seeds): below 1 the signal shrinks with depth, above 1 it grows.
+The variance ratio `var_ratio` is the run's `act_ratio`, with the one definition the run, the
+sweep and the reports share: Var(h) of the last hidden layer over the input's mean square E[x^2],
+at init (mean over seeds); below 1 the signal shrinks on its way through the net, above 1 it
+grows. grad_ratio is the run's too: Var(dL/dz) of the first layer over the last, at init.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from initlab.results.folder import atomic_write_text, dumps_json
 
 MAX_FACETS = 6
 COLUMNS = ("final_loss_mean", "final_loss_std", "accuracy_mean", "diverged", "seeds",
-           "diagnosis", "var_ratio", "log10_var_ratio", "grad_ratio", "log10_grad_ratio")
+           "diagnosis", "var_ratio", "log10_var_ratio", "grad_ratio", "log10_grad_ratio",
+           "final_loss_tail_median", "steps_to_drop_median")
 
 
 def _mean_std(values: Sequence[Any]) -> tuple[float | None, float | None]:
@@ -61,16 +64,11 @@ def _log10(x: Any) -> float | None:
     return math.log10(p) if p is not None else None
 
 
-def var_ratio(layers: Sequence[Mapping[str, Any]]) -> float | None:
-    """act_var of the last hidden layer / the first (the output layer is left out)."""
-    hidden = list(layers[:-1]) or list(layers)
-    try:
-        first, last = float(hidden[0]["act_var"]), float(hidden[-1]["act_var"])
-    except (IndexError, KeyError, TypeError, ValueError):
-        return None
-    if not (math.isfinite(first) and math.isfinite(last)) or first <= 0:
-        return None
-    return last / first
+def var_ratio(variant: Mapping[str, Any]) -> float | None:
+    """A variant's act_ratio (Var(h) of the last hidden layer / E[x^2] at init), None if it is
+    missing or not finite."""
+    x = variant.get("act_ratio")
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
 def rows(plan: Any, outcomes: Mapping[str, Any], cells_dir: Path) -> list[dict[str, Any]]:
@@ -92,15 +90,17 @@ def rows(plan: Any, outcomes: Mapping[str, Any], cells_dir: Path) -> list[dict[s
         for v in summary["variants"]:
             m, sd = _mean_std(v.get("final_loss", []))
             acc, _ = _mean_std(v.get("final_accuracy") or [])
-            ratio = var_ratio(v.get("layers", []))
+            ratio = var_ratio(v)
             out.append({**base, "variant": v["label"], "status": "done", "error": "",
                         "final_loss_mean": m, "final_loss_std": sd, "accuracy_mean": acc,
                         "diverged": sum(bool(d) for d in v.get("diverged", [])),
                         "seeds": len(v.get("final_loss", [])), "diagnosis": v.get("diagnosis"),
                         "var_ratio": ratio,
-                        "log10_var_ratio": math.log10(ratio) if ratio else None,
+                        "log10_var_ratio": _log10(ratio),
                         "grad_ratio": _positive(v.get("grad_ratio")),
-                        "log10_grad_ratio": _log10(v.get("grad_ratio"))})
+                        "log10_grad_ratio": _log10(v.get("grad_ratio")),
+                        "final_loss_tail_median": v.get("final_loss_tail_median"),
+                        "steps_to_drop_median": v.get("steps_to_drop_median")})
     return out
 
 
