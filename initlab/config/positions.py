@@ -224,6 +224,11 @@ class Positions:
         path = ".".join(map(str, f.loc))
         if any(f.loc[: len(o)] == o for o in self.overridden):
             return Problem(f.message, path, SET, None, None, f.expected, f.suggestion)
+        # a key the override created (`--set trian.lr=0.1` makes `trian`): name the override
+        made = [o for o in self.overridden if f.loc and o[: len(f.loc)] == f.loc]
+        if made and f.loc not in self.nodes:
+            return Problem(f.message, ".".join(map(str, made[0])), SET, None, None, f.expected,
+                           f.suggestion)
         mark = self.mark(f.loc, f.at_key) if self.file is not None else None
         line, col = line_col(mark)
         return Problem(f.message, path, self.file, line, col, f.expected, f.suggestion)

@@ -269,10 +269,12 @@ def check_names(doc: Mapping[str, Any]) -> list[Found]:
     return found
 
 
-def check_expect(doc: Mapping[str, Any], labels: list[str] | None) -> list[Found]:
+def check_expect(doc: Mapping[str, Any], labels: list[str] | None,
+                 init_overridden: bool = False) -> list[Found]:
     """`expect:` entries (initlab.check.expect): keys, metric paths, one bound; variant labels once
-    `init` is valid (`labels`: the validated variants' labels, None if `init` is not). Entries
-    that are not mappings are left to the shape check."""
+    `init` is valid (`labels`: the validated variants' labels, None if `init` is not), unless
+    `--set` replaced `init` (an expectation naming a variant it removed is skipped when checked,
+    not an error). Entries that are not mappings are left to the shape check."""
     entries = doc.get("expect")
     if not isinstance(entries, list):
         return []
@@ -282,7 +284,7 @@ def check_expect(doc: Mapping[str, Any], labels: list[str] | None) -> list[Found
     labels = labels if labels is not None else (
         [v["label"] for v in init] if isinstance(init, list) and all(
             isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
-    _, problems = parse_expectations(entries, labels)
+    _, problems = parse_expectations(entries, None if init_overridden else labels)
     return [Found(("expect", p.index, p.key) if p.key else ("expect", p.index), p.message,
                    p.expected, p.suggestion, p.at_key)
             for p in problems if isinstance(entries[p.index], Mapping)]

@@ -452,7 +452,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any], *,
     except RecursionError:
         found.append(Found((), "nested too deeply"))
     found += check_names(doc)
-    found += check_expect(doc, [v.label or "" for v in cfg.init] if cfg is not None else None)
+    found += check_expect(doc, [v.label or "" for v in cfg.init] if cfg is not None else None,
+                          any(o[:1] == ("init",) for o in overridden))
     where = Positions(file, reader.nodes, overridden)
     broken = list(reader.broken)
     problems += [where.problem(f) for f in found
