@@ -37,3 +37,14 @@ def test_an_init_override_skips_the_expectations_of_removed_variants(tmp_path: P
 def test_a_typo_in_an_expectations_variant_is_still_an_error() -> None:
     r = runner.invoke(app, ["run", PLAYGROUND, "--set", "expect.0.variant=zer", "--dry-run"])
     assert r.exit_code == 2 and "unknown variant 'zer'" in r.stderr
+
+
+def test_a_grid_axis_replaces_the_configs_axis_of_the_same_key() -> None:
+    from initlab.sweep_plan import make_plan
+
+    plan = make_plan(str(ROOT / "configs" / "depth_sweep.yaml"), ["model.depth=5,20"])
+    assert [a.name for a in plan.axes] == ["model.activation", "model.depth", "init"]
+    assert len(plan.cells) == 2 * 2 * 4
+    r = runner.invoke(app, ["sweep", str(ROOT / "configs" / "depth_sweep.yaml"), "--grid",
+                            "model.depth=5", "--grid", "model.depth=3", "--dry-run"])
+    assert r.exit_code == 2 and "swept twice" in r.stderr

@@ -325,6 +325,15 @@ def _init_count(base_text: str, sets: Sequence[str]) -> int:
     return len(init) if isinstance(init, list) else 1
 
 
+def _replaced(section: list[Axis], grid: Sequence[Axis]) -> list[Axis]:
+    """The config's axes, a --grid axis of the same key(s) in place of the config's, then the
+    other --grid axes. A zipped axis is replaced only as a whole (part of one is reported as
+    swept twice)."""
+    given = {a.keys: a for a in grid}
+    out = [given.get(a.keys, a) for a in section]
+    return out + [a for a in grid if all(a is not b for b in out)]
+
+
 def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *,
               memory: bool = False) -> Plan:
     """Expand, validate (every cell, every problem at once: ConfigError) and group."""
@@ -334,7 +343,7 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
     text, section, node = _strip_section(source)
     axes, problems = parse_section(section, node, source)
     grid_axes, grid_problems = parse_grid(grid)
-    axes += grid_axes
+    axes = _replaced(axes, grid_axes)
     problems += grid_problems
     if problems:
         raise ConfigError(problems)
