@@ -172,6 +172,25 @@ def lines_of(cases: Sequence[Case], all_rows: bool) -> list[str]:
             if all_rows or c.kind == "expect" or c.passed is not True]
 
 
+def _same_configs(summaries: Mapping[str, Mapping[str, Any]], doc: Mapping[str, Any],
+                  results_dir: Path, baseline: Path) -> None:
+    """A baseline made for another config: one line and exit 2 (its numbers are not
+    comparable, so a list of FAILs would say nothing)."""
+    current = baseline_doc(summaries)["cells"]
+    base = doc.get("cells") or {}
+    other = [c for c in current if c in base and (base[c] or {}).get("config_hash")
+             != current[c]["config_hash"]]
+    if not other:
+        return
+    c = other[0]
+    many = f" ({len(other)} of {len(current)} cells; first: {c})" if len(current) > 1 else ""
+    err.print(f"error: {baseline} was made for another config than {results_dir}{many}: "
+              f"config_hash {(base[c] or {}).get('config_hash')} != "
+              f"{current[c]['config_hash']}; rerun the baseline's config, or rewrite the "
+              f"baseline with --update-baseline if the change is intended", markup=False)
+    raise typer.Exit(2)
+
+
 def _labels(summary: Mapping[str, Any]) -> list[str]:
     return [str(v.get("label")) for v in summary.get("variants", [])]
 
@@ -359,6 +378,7 @@ def check(
                       f"{baseline}", markup=False)
         elif baseline is not None:
             doc, lines = read_baseline(baseline)
+            _same_configs(summaries, doc, results_dir, baseline)
             cases += compare(summaries, doc, default, overrides)
         if not cases and update_baseline:
             return
