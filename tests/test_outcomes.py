@@ -14,9 +14,10 @@ from fakes import fake_result
 from scipy import stats
 
 import initlab
-from initlab import outcomes, report
+from initlab import outcomes
 from initlab.config import load_config
 from initlab.diagnosis import Evidence, borderline, diagnose, sentence
+from initlab.report import document as report
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -40,7 +40,7 @@ def test_a_typo_in_an_expectations_variant_is_still_an_error() -> None:
 
 
 def test_a_grid_axis_replaces_the_configs_axis_of_the_same_key() -> None:
-    from initlab.sweep_plan import make_plan
+    from initlab.sweep.plan import make_plan
 
     plan = make_plan(str(ROOT / "configs" / "depth_sweep.yaml"), ["model.depth=5,20"])
     assert [a.name for a in plan.axes] == ["model.activation", "model.depth", "init"]
