@@ -21,6 +21,7 @@ from initlab import __version__, outcomes, theory
 from initlab.data import datasets as data
 from initlab.diagnosis import Evidence, describe, evidence_dict
 from initlab.errors import ConfigError, Problem
+from initlab.experiment_residual import run_residual
 from initlab.nn import inits
 from initlab.nn.activations import Activation, get_activation
 from initlab.nn.losses import Loss, get_loss
@@ -68,7 +69,8 @@ def hidden_widths(model: Mapping[str, Any]) -> list[int]:
 
 
 def _variant_spec(variant: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in variant.items() if k not in ("label", "bias", "lr")}
+    return {k: v for k, v in variant.items()
+            if k not in ("label", "bias", "lr", "alpha", "train_alpha")}
 
 
 def load_data(cfg: Mapping[str, Any]) -> data.Dataset:
@@ -228,6 +230,8 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
     """Train every variant x seed of a resolved config as one population; return the Result."""
     t0 = time.perf_counter()
     s = setup(cfg)
+    if cfg["model"].get("residual") is not None:  # residual blocks: experiment_residual.py
+        return run_residual(s, progress)
     ds, seeds = s.dataset, int(cfg.get("seeds", 1))
     x: np.ndarray = ds.x.astype(s.dtype)
     y = _targets(s, ds.y)

@@ -98,7 +98,12 @@ def _mean_sd(values: list[Any]) -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    t = Table(title=f"{summary.get('name')}: {summary.get('sizes')} "
+    res = summary.get("residual")
+    sizes = summary.get("sizes") or []
+    arch = (f"{sizes[0]} -> {res['blocks']} residual blocks x {res['width']} (branch "
+            f"{res['branch']}, norm {res['norm'] or 'none'}) -> {sizes[-1]}"
+            if isinstance(res, dict) and sizes else sizes)
+    t = Table(title=f"{summary.get('name')}: {arch} "
                     f"{summary.get('activation')}, {summary.get('epochs')} epochs",
               box=box.SIMPLE_HEAD)
     for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged", "Var ratio"):

@@ -216,6 +216,44 @@ def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
     return []
 
 
+# a variant's keys besides its scheme's
+VARIANT_KEYS = ("label", "bias", "lr", "alpha", "train_alpha")
+
+
+def _check_residual(doc: Mapping[str, Any]) -> list[Found]:
+    """Keys that need a residual net (model.norm, init.N.alpha / train_alpha, the residual init
+    schemes) on a plain MLP, and `widths` (unequal layers) on a residual one."""
+    from initlab.nn.inits import INITS
+    from initlab.nn.residual_inits import SCHEMES
+
+    names = [name for name, *_ in SCHEMES]
+    model = doc.get("model")
+    if not isinstance(model, Mapping):
+        return []
+    found: list[Found] = []
+    residual = model.get("residual") is not None
+    need = "model.residual, e.g. {branch: 2} (a residual net)"
+    if not residual and model.get("norm") is not None:
+        found.append(Found(("model", "norm"), "a norm needs residual blocks", need))
+    if residual and model.get("widths") is not None:
+        found.append(Found(("model", "widths"), "a residual net has one width (the stream's)",
+                           "depth (blocks) and width instead of widths"))
+    variants = doc.get("init")
+    for i, v in enumerate(variants if isinstance(variants, list) else []):
+        if not isinstance(v, Mapping) or residual:
+            continue
+        for key in ("alpha", "train_alpha"):
+            if v.get(key) is not None:
+                found.append(Found(("init", i, key), f"'{key}' is the branch multiplier of "
+                                   "residual blocks; this model has none", need, at_key=True))
+        scheme = v.get("scheme")
+        if isinstance(scheme, str) and scheme in INITS and \
+                INITS.canonical(scheme) in names:
+            found.append(Found(("init", i, "scheme"), f"init scheme '{scheme}' is for residual "
+                               "nets (its layers' roles: branch, stream, readout)", need))
+    return found
+
+
 def _check_init(doc: Mapping[str, Any], activation: str | None,
                 activation_param: float | None) -> list[Found]:
     variants = doc.get("init")
@@ -224,9 +262,8 @@ def _check_init(doc: Mapping[str, Any], activation: str | None,
     for i, v in enumerate(variants if isinstance(variants, list) else []):
         if not isinstance(v, Mapping):
             continue
-        weight = {k: x for k, x in v.items() if k not in ("label", "bias", "lr")}
-        found += _check_scheme(weight, ("init", i), activation, activation_param,
-                               ("label", "bias", "lr"))
+        weight = {k: x for k, x in v.items() if k not in VARIANT_KEYS}
+        found += _check_scheme(weight, ("init", i), activation, activation_param, VARIANT_KEYS)
         bias = {"scheme": v["bias"]} if isinstance(v.get("bias"), str) else v.get("bias")
         if isinstance(bias, Mapping):
             found += _check_scheme(bias, ("init", i, "bias"), activation, activation_param)
@@ -266,6 +303,8 @@ def check_names(doc: Mapping[str, Any]) -> list[Found]:
             activation, param = name, value
     with suppress(ImportError):
         found += _check_init(doc, activation, param)
+    with suppress(ImportError):
+        found += _check_residual(doc)
     return found
 
 

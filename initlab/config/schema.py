@@ -113,6 +113,11 @@ class ActivationSpec(_Strict):
         return data
 
 
+class ResidualSpec(_Strict):
+    branch: int = Field(default=2, ge=1,
+                        description="Dense layers per residual branch (m >= 1).")
+
+
 class ModelConfig(_Strict):
     widths: list[Annotated[int, Field(ge=1)]] | None = Field(
         default=None, min_length=1, description="Hidden layer widths; or give depth and width.")
@@ -123,6 +128,13 @@ class ModelConfig(_Strict):
     activation: ActivationSpec = Field(default_factory=lambda: ActivationSpec(),
                                        description="Hidden activation: name or {name, param}.")
     bias: bool = Field(default=True, description="Whether layers have biases.")
+    residual: ResidualSpec | None = Field(
+        default=None, description="Residual blocks {branch: m} (depth = blocks, width = the "
+        "stream's); null: the plain MLP (docs/residual.md).")
+    norm: Literal["layernorm", "rmsnorm", "batchnorm"] | None = Field(
+        default=None, description="Normalization of residual nets; null: none.")
+    norm_position: Literal["pre", "post"] = Field(
+        default="pre", description="pre: x + alpha f(N(x)); post: N(x + alpha f(x)).")
 
     @model_validator(mode="after")
     def _one_size(self) -> ModelConfig:
@@ -175,6 +187,12 @@ class Variant(SchemeSpec):
                              description="Bias init scheme spec; default zeros.")
     lr: Positive | None = Field(
         default=None, description="This variant's learning rate; default: train.lr.")
+    alpha: Finite | None = Field(
+        default=None, description="Residual nets: the initial branch multiplier; default: "
+        "the scheme's (rezero 0, else 1).")
+    train_alpha: bool | None = Field(
+        default=None, description="Residual nets: whether alpha is trained; default: the "
+        "scheme's (fixup, rezero: yes).")
 
 
 class TrainConfig(_Strict):
@@ -266,13 +284,23 @@ class Config(_Strict):
                      "seed": self.data.seed, **self.data.params},
             "model": {"widths": self.model.hidden_widths,
                       "activation": {"name": act.name, "param": _activation_param(act)},
-                      "bias": self.model.bias},
+                      "bias": self.model.bias, **self._residual()},
             "init": [{"label": v.label, **_filled(v), "bias": _filled(v.bias),
-                      "lr": v.lr if v.lr is not None else self.train.lr} for v in self.init],
+                      "lr": v.lr if v.lr is not None else self.train.lr,
+                      **{k: getattr(v, k) for k in ("alpha", "train_alpha")
+                         if getattr(v, k) is not None}} for v in self.init],
             "train": {**self.train.model_dump(), "loss": self.train.resolve_loss(task)},
             "measure": self.measure.model_dump(),
             "expect": self.expect,
         }
+
+    def _residual(self) -> dict[str, Any]:
+        """The residual keys of `resolved()["model"]` (none for a plain MLP: same hash)."""
+        m = self.model
+        if m.residual is None:
+            return {}
+        return {"residual": m.residual.model_dump(), "norm": m.norm,
+                "norm_position": m.norm_position}
 
 
 def _activation_param(act: ActivationSpec) -> float | None:

@@ -41,6 +41,7 @@ from initlab.nn.initializer import (  # noqa: F401 (the types are part of this m
     _number,
 )
 from initlab.nn.lsuv import Lsuv
+from initlab.nn.residual_inits import SCHEMES as RESIDUAL_SCHEMES
 from initlab.registry import Registry
 
 
@@ -199,6 +200,7 @@ _SCHEMES: list[tuple[str, Callable[..., Initializer], tuple[str, ...], str, str]
     ("lsuv", Lsuv, (), "Mishkin & Matas 2015: orthogonal, then rescaled on data",
      "W *= gain / sqrt(Var(z)) until |Var(z) / gain² - 1| < tol"),
 ]
+_SCHEMES += RESIDUAL_SCHEMES  # fixup, rezero (skipinit), gpt2: role-aware (nn/residual_inits.py)
 for _name, _make, _aliases, _description, _formula in _SCHEMES:
     INITS.register(_name, _make, aliases=_aliases, description=_description, formula=_formula)
 

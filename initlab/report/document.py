@@ -29,10 +29,13 @@ CAPTIONS = {
     "decision_boundary.png": "P(class 1) on [−5, 5]² with the data (the article's figure 1).",
     "signal_propagation.png": "Signal propagation at init (Brock et al. 2021): average channel "
                               "squared mean and variance per layer.",
+    "residual.png": "Residual stream: Var(x_l) and the branch's Var(f_l) against block l at "
+                    "init (solid), end (faint) and theory (dashed); learned alphas.",
 }
 BADGE = {"healthy": "#009E73", "symmetric": "#CC79A7", "vanishing": "#0072B2",
          "exploding": "#D55E00", "saturated": "#E69F00", "dead": "#555555",
-         "diverged": "#B2182B", "stalled": "#8C6D1F", "delayed": "#56B4E9"}
+         "diverged": "#B2182B", "stalled": "#8C6D1F", "delayed": "#56B4E9",
+         "identity_at_init": "#56B4E9", "branch_downscaled": "#009E73"}
 
 
 # ---------------------------------------------------------------- numbers shared by both

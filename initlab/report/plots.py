@@ -52,6 +52,26 @@ def palette(labels: Sequence[str]) -> dict[str, str]:
     return {label: colours[i % len(colours)] for i, label in enumerate(labels)}
 
 
+MAX_TICKED_LAYERS = 30  # deeper nets: matplotlib's own ticks, lines without markers
+MAX_GRID_LAYERS = 8  # histogram grids of deeper nets show this many layers spread over depth
+
+
+def layer_ticks(layers: np.ndarray) -> dict:
+    """xticks at every layer for shallow nets only (10,000 tick labels would not be read)."""
+    return {"xticks": layers} if len(layers) <= MAX_TICKED_LAYERS else {}
+
+
+def layer_marks(n: int) -> dict:
+    return dict(marker="o", ms=4) if n <= MAX_TICKED_LAYERS else {}
+
+
+def spread_layers(n: int, k: int = MAX_GRID_LAYERS) -> list[int]:
+    """All of range(n), or k indices spread evenly over it (first and last included)."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(float(i)) for i in np.linspace(0, n - 1, k)})
+
+
 def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -153,7 +173,7 @@ def plot_variance(result: Result) -> Figure:
         hidden = 0
         for y, v, r in series:
             c = colours[labels[v]]
-            style = (dict(lw=2, marker="o", ms=4) if r == 0
+            style = (dict(lw=2, **layer_marks(len(layers))) if r == 0
                      else dict(lw=1.2, marker=".", alpha=0.35))
             hidden += _log_series(ax, layers, y, floor, color=c, **style)
             if stat == "act_var" and theory is not None and r == 0:
@@ -163,7 +183,7 @@ def plot_variance(result: Result) -> Figure:
             ax.set_yscale("log")
         note = f"\n({hidden} points ≈ 0 (▼) or non-finite)" if hidden else ""
         ax.set(title=title + note, xlabel="layer l (1 = first weight layer)",
-               ylabel=f"{ylabel}, mean over seeds (log scale)", xticks=layers)
+               ylabel=f"{ylabel}, mean over seeds (log scale)", **layer_ticks(layers))
         ax.grid(True, alpha=0.3)
     styles = [Line2D([], [], color="0.3", lw=2, marker="o", ms=4, label="at init"),
               Line2D([], [], color="0.3", lw=1.2, alpha=0.35, marker=".", label="end of training"),
@@ -188,7 +208,7 @@ def _variant_grid(result: Result, key: str, xlabel: str, title: str,
     hist = np.where(np.isfinite(hist), hist, 0.0)
     edges = np.asarray(a[f"hist_{key}_edges"], dtype=float)
     n_layers = hist.shape[2]
-    cols = list(range(n_layers - 1)) if n_layers > 1 else [0]
+    cols = spread_layers(n_layers - 1) if n_layers > 1 else [0]
     fig = _figure(1.2 + 2.1 * len(cols), 0.9 + 1.35 * len(labels))
     axes = fig.subplots(len(labels), len(cols), sharex=True, squeeze=False)
     for v, label in enumerate(labels):

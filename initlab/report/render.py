@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from initlab.report import document, plots, theory_plots
+from initlab.report import document, plots, residual_plots, theory_plots
 from initlab.results import folder as results_folder
 from initlab.results.folder import Result, atomic_write_bytes, atomic_write_text
 
@@ -21,13 +21,15 @@ def figures() -> list[tuple[str, Callable[[Result], Figure | None]]]:
     return [("loss.png", plots.plot_loss), ("variance.png", plots.plot_variance),
             ("histograms.png", plots.plot_histograms), ("gradients.png", plots.plot_gradients),
             ("decision_boundary.png", plots.plot_decision_boundary),
-            ("signal_propagation.png", theory_plots.plot_signal_propagation)]
+            ("signal_propagation.png", theory_plots.plot_signal_propagation),
+            ("residual.png", residual_plots.plot_residual)]
 
 
 def needs(name: str, result: Result) -> bool:
     keys = {"loss.png": ("loss", "loss_steps"), "variance.png": ("stat_act_var", "stat_grad_var"),
             "histograms.png": ("hist_h", "hist_h_edges"),
-            "gradients.png": ("hist_dz", "hist_dz_edges"), "decision_boundary.png": ("boundary",)}
+            "gradients.png": ("hist_dz", "hist_dz_edges"), "decision_boundary.png": ("boundary",),
+            "residual.png": ("stat_branch_var",)}
     return all(k in result.arrays for k in keys.get(name, ()))
 
 

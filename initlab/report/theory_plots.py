@@ -23,6 +23,8 @@ from initlab.report.plots import (
     _log_series,
     _members,
     labels_of,
+    layer_marks,
+    layer_ticks,
     palette,
 )
 from initlab.results.folder import Result, atomic_write_bytes
@@ -131,11 +133,11 @@ def plot_signal_propagation(result: Result) -> Figure | None:
                               (axes[1], var, "Average channel variance" + note)):
         for v, label in enumerate(labels):
             y = _finite_mean(values[_members(result, v)], axis=0)
-            _log_series(ax, layers, y, 0.0, color=colours[label], lw=2, marker="o", ms=4,
+            _log_series(ax, layers, y, 0.0, color=colours[label], lw=2, **layer_marks(len(layers)),
                         label=label)
         if np.isfinite(values).any() and (values > 0).any():
             ax.set_yscale("log")
-        ax.set(title=title, xlabel="layer l (last = output)", xticks=layers)
+        ax.set(title=title, xlabel="layer l (last = output)", **layer_ticks(layers))
         ax.grid(True, alpha=0.3)
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(fontsize=8, frameon=False)
