@@ -503,6 +503,15 @@ def main(argv: list[str] | None = None) -> int:
                 f["initlab_over_floor"] = r["impls"]["initlab"]["seconds"] / f["seconds"]
         print(f"single-thread float64 GEMM, best of start and end: {gemm:.2f} GFLOP/s")
     mem = mnist_memory() if a.memory else None
+    from residual_bench import residual_workload  # beside this script
+
+    res = residual_workload() if not a.only or "residual" in a.only else None
+    if res:
+        print(f"residual: {res['depth']} blocks x {res['members']} members, {res['steps']} Adam "
+              f"steps: experiment {res['experiment_seconds']:.1f} s "
+              f"({res['us_per_block_step']:.0f} us per block and step), whole run "
+              f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_bytes'] / 2**20:.0f} MiB, "
+              f"ReZero loss {res['rezero_loss'][0]:.3f} -> {res['rezero_loss'][1]:.3f}")
     print()
     print(table(results))
     if mem:
@@ -517,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {g['target']} | {g['value']} | {'yes' if g['met'] else 'NO'} |")
     out = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "command": "make bench", "machine": info, "gemm_gflops": gemm,
-           "results": results, "mnist_memory": mem, "targets": goals,
+           "results": results, "mnist_memory": mem, "residual": res, "targets": goals,
            "seconds_total": total, "load_average": os.getloadavg()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")

@@ -205,6 +205,30 @@ def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.n
     }
 
 
+def scheme_profile(s: Any, v: int, alpha: float | None = None) -> np.ndarray:
+    """The stream's predicted second moment (E,) for variant v of a residual Setup from its
+    scheme's variances per role (not a sample; E[x_0^2] taken as q_0 = 1 unit of the input
+    projection's), with the variant's alpha or `alpha` for every block."""
+    from initlab.nn.residual import role_init
+
+    model = s.cfg["model"]
+    L, n, n_out = len(s.sizes) - 2, s.sizes[1], s.sizes[-1]
+    m = int(model["residual"].get("branch", 2))
+    member = _members(s)[v * int(s.cfg.get("seeds", 1))]
+    a0, _ = member_alpha(member)
+    a = a0 if alpha is None else alpha
+
+    def sig(role: str, fan_in: int, fan_out: int) -> float:
+        var = role_init(member.weight, role, L, m).variance(fan_in, fan_out)
+        return float(fan_in * (var if var is not None else 2.0 / fan_in))
+
+    sw = np.array([[sig("branch_out" if j == m - 1 else "branch", n, n) for j in range(m)]] * L)
+    return stream_profile(s.activation, 1.0, sw, np.zeros_like(sw), np.full(L, a * a),
+                          norm=model.get("norm"), position=str(model.get("norm_position") or
+                                                               "pre"),
+                          sigma_out2=sig("output", n, n_out))
+
+
 def run_residual(s: Any, progress: Progress | None = None) -> Result:
     """Train every variant x seed of a residual config's Setup `s` as one population."""
     t0 = time.perf_counter()

@@ -51,6 +51,7 @@ import numpy as np
 
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
 from initlab.nn.model import OPTIMIZER_STATE, population_memory_bytes
+from initlab.nn.residual import residual_memory_bytes
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
@@ -216,6 +217,7 @@ class Plan:
     parts: dict[str, int] = field(default_factory=dict)
     batch_eff: int = 0  # B_eff: the largest batch a forward pass holds
     optimizer: str = "sgd"
+    residual: bool = False  # a residual net: population by nn.residual.residual_memory_bytes
 
     @property
     def members(self) -> int:
@@ -245,7 +247,10 @@ class Plan:
             f"  steps:   {self.epochs} epochs, {full}: {self.steps} optimizer steps, "
             f"{self.records} recorded",
             f"  memory:  about {format_size(self.total)} ({parts})",
-            *self.population_formula(),
+            *(self.population_formula() if not self.residual else [
+                "  population = nn.residual.residual_memory_bytes: parameters, gradients, "
+                "optimizer, the stream (L + 1) B n twice, block internals <= 256 MB, "
+                "evaluation chunks <= 64 MB"]),
         ]
 
     def population_formula(self) -> list[str]:
@@ -265,6 +270,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     """The Plan of a resolved config (api.resolve) whose data has `shape` (module formula)."""
     widths = [int(w) for w in cfg["model"]["widths"]]
     sizes = [shape.n_in, *widths, shape.n_out]
+    residual = cfg["model"].get("residual")  # residual nets: nn.residual.residual_memory_bytes
     V, S = len(cfg["init"]), int(cfg.get("seeds", 1))
     M, L = V * S, len(sizes) - 1
     s = 4 if cfg.get("dtype") == "float32" else 8
@@ -286,17 +292,20 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     chunk = 0 if full else min(N, max(1, EVAL_CHUNK_ELEMENTS // max(1, M * max(sizes))))
     B_eff = max(B, B_meas, chunk)
     parts = {
-        "population": population_memory_bytes(sizes, M, B_eff, dtype, optimizer),
+        "population": population_memory_bytes(sizes, M, B_eff, dtype, optimizer)
+        if not residual else residual_memory_bytes(
+            shape.n_in, widths[0], shape.n_out, len(widths), int(residual.get("branch", 2)), M,
+            max(B, B_meas), dtype, optimizer, cfg["model"].get("norm")) + (64 << 20),
         "snapshots": 2 * M * P * s + 3 * M * B_eff * n_max * 8,
         "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
         "curves": COPIES * 8 * (E + 1) * M,
         "data": 2 * 8 * N * (shape.n_in + shape.y_cols),
-        "boundary": (2 * V * BOUNDARY_POINTS * A * s
-                     if shape.n_in == 2 and shape.task == "binary" else 0),
+        "boundary": (2 * V * BOUNDARY_POINTS * A * s  # residual nets draw no boundary
+                     if shape.n_in == 2 and shape.task == "binary" and not residual else 0),
         "base": BASE_BYTES,
     }
     return Plan(str(cfg.get("name")), shape, sizes, V, S, E, B, steps, R,
-                str(cfg.get("dtype", "float64")), parts, B_eff, optimizer)
+                str(cfg.get("dtype", "float64")), parts, B_eff, optimizer, residual is not None)
 
 
 _ADVICE = {

@@ -187,3 +187,38 @@ def test_rezero_10k_config_reduced() -> None:
     assert s["he"]["diagnosis"] in ("diverged", "exploding")
     assert np.mean(s["rezero"]["final_loss"]) <= 0.9 * s["rezero"]["loss_curve"]["mean"][0]
     assert s["rezero"]["diagnosis"] != "diverged"
+
+
+# ---------------------------------------------------------------- theory command, memory plan
+
+def test_theory_command_on_a_residual_config() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from initlab.cli import app
+
+    r = CliRunner().invoke(app, ["theory", str(CONFIGS / "fixup.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["label"]: row for row in json.loads(r.stdout)}
+    assert rows["he"]["growth_per_block"] == pytest.approx(2.0)  # He, m = 2: B(q) = q
+    assert rows["he"]["stream_ratio"] == pytest.approx(2.0**100)
+    assert rows["fixup"]["stream_ratio"] == 1.0 and rows["rezero"]["stream_ratio"] == 1.0
+    # alpha = 1/sqrt(L): (1 + 1/L)^L, close to e
+    assert rows["he"]["stream_ratio_alpha_1_over_sqrt_L"] == pytest.approx(1.01**100)
+
+
+def test_memory_plan_of_residual_nets_counts_no_boundary() -> None:
+    from initlab import resources
+    from initlab.api import resolve
+    from initlab.nn.residual import residual_memory_bytes
+
+    cfg = resolve(load_config({"data": {"name": "circle", "samples": 100},
+                               "model": {"depth": 2000, "width": 16, "activation": "relu",
+                                         "residual": {"branch": 1}},
+                               "init": ["rezero"], "train": {"epochs": 1, "batch_size": 10}}))
+    plan = resources.estimate(cfg, resources.data_shape(cfg))
+    assert plan.parts["boundary"] == 0 and plan.residual
+    assert plan.parts["population"] == residual_memory_bytes(
+        2, 16, 1, 2000, 1, 1, 100, np.float64, "sgd") + (64 << 20)
+    assert plan.total < 1 << 30

@@ -139,6 +139,11 @@ def theory(
             err.print(f"phase diagram: {written}")
             return
         if target.endswith((".yaml", ".yml")) or Path(target).is_file():
+            from initlab.cli.theory_residual import is_residual, residual_theory
+
+            if is_residual(target):
+                residual_theory(target, as_json)
+                return
             rows = _variant_rows(target)
             if as_json:
                 out.print_json(json.dumps(rows, default=str).replace("Infinity", "null")
