@@ -44,7 +44,8 @@ def _u(q: float, eps: float) -> float:
 
 
 def stream_profile(activation: str | Activation, q0: float, sigma_w2: Array, sigma_b2: Array,
-                   alpha2: Sequence[float] | Array, *, norm: str | None = None, position: str = "pre",
+                   alpha2: Sequence[float] | Array, *, norm: str | None = None,
+                   position: str = "pre",
                    sigma_out2: float = 1.0, sigma_b_out2: float = 0.0,
                    eps: float = EPS) -> Array:
     """Predicted second moment of every entry (E = L + 2): q_0, q_1..q_L, q_out, for the stream
