@@ -439,6 +439,15 @@ def test_against_torch() -> None:
     torch.nn.init.sparse_(t, sparsity=0.1)
     k = resolve("sparse").zeros_per_row(out_f)  # our row == torch's column
     np.testing.assert_array_equal((t.numpy().T == 0).sum(axis=1), np.full(in_f, k))
+    # zeros per column: torch's ceil(sparsity · rows), except where rounding the product to 9
+    # decimals moves it onto an integer (documented in Sparse: 0.07 of 100 is 7 here, 8 in torch)
+    for sparsity, rows in [(0.3, 10), (0.1, 50), (0.5, 7), (0.07, 100), (0.28, 25)]:
+        t = torch.empty(rows, 4)
+        torch.nn.init.sparse_(t, sparsity=sparsity)
+        theirs = int((t == 0).sum(dim=0)[0])
+        ours = resolve("sparse", sparsity=sparsity).zeros_per_row(rows)
+        assert theirs == math.ceil(sparsity * rows)
+        assert ours == (theirs - 1 if (sparsity, rows) in [(0.07, 100), (0.28, 25)] else theirs)
 
 
 def test_kaiming_nonlinearity_errors() -> None:

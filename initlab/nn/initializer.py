@@ -333,7 +333,9 @@ class Sparse(Initializer):
     """torch's sparse_ (Martens 2010) in our layout: W ~ N(0, std²), then in every row of W (the
     outgoing weights of one input unit; a column of torch's (out, in) weight) exactly
     k = ceil(sparsity · fan_out) entries, at positions drawn from rng, are set to 0.
-    (k is computed robustly to float rounding: sparsity 0.3 of 10 gives 3, not 4.)"""
+    k is torch's ceil(sparsity · rows) except where the float product lands just above an
+    integer: we round it to 9 decimals first, so sparsity 0.07 of 100 gives 7 zeros where torch
+    gives ceil(7.000000000000001) = 8 (0.3 of 10 is 3 in both: 0.3 · 10 == 3.0 in floats)."""
 
     kind: ClassVar[str] = "sparse"
     sparsity: float = 0.1
