@@ -2,8 +2,9 @@
 
 Every init variant x seed of a config is one member of a single population, trained together.
 Member (variant v, seed s) sits at index m = v * seeds + s and draws its weights from
-default_rng([seed, s]): every variant sees the same random numbers (common random numbers), and
-a member's numbers do not depend on which other members share its population.
+default_rng(SeedSequence([seed, s]).spawn(2)[0]) and shuffles with spawn(2)[1]
+(model.member_rngs): every variant sees the same random numbers (common random numbers), and a
+member's numbers do not depend on which other members share its population.
 """
 
 from __future__ import annotations
@@ -269,6 +270,7 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         theory_var[v] = _theory(s, W0, b0, q0, rows)
         variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0,
                                              loss_steps))
+        variants_out[-1]["lsuv_iters"] = _lsuv_iters(pop.info.get("lsuv_iters"), rows)
 
     arrays: dict[str, np.ndarray] = {
         "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
@@ -302,6 +304,13 @@ def _or_nan(x: float | None) -> float:
 def _steps_per_epoch(schedule: Schedule, n: int) -> int:
     full = schedule.batch_size is None or schedule.batch_size >= n
     return 1 if full else math.ceil(n / int(schedule.batch_size or n))
+
+
+def _lsuv_iters(done: Any, rows: np.ndarray) -> list[list[int]] | None:
+    """LSUV's rescalings per seed and layer of one variant (None: not a data-dependent init)."""
+    if not isinstance(done, dict) or not all(int(m) in done for m in rows):
+        return None
+    return [[int(i) for i in done[int(m)]] for m in rows]
 
 
 def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],

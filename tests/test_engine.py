@@ -214,3 +214,34 @@ def test_same_config_same_numbers_in_fresh_processes() -> None:
     digests = {subprocess.run([sys.executable, "-c", DETERMINISM], capture_output=True,
                               text=True, check=True).stdout.strip() for _ in range(2)}
     assert len(digests) == 1
+
+
+def test_lsuv_iterations_per_variant_seed_and_layer_in_the_summary_and_report() -> None:
+    """summary.json's lsuv_iters: per seed, per layer, the rescalings LSUV used on the init batch
+    (the same numbers Lsuv.rescale returns for that member's weights); null for other inits."""
+    import initlab
+    from initlab.nn.model import member_rngs
+    from initlab.report import document
+
+    cfg = {"name": "lsuv", "seeds": 2, "data": {"name": "circle", "samples": 64},
+           "model": {"widths": [8, 8], "activation": "tanh", "bias": True},
+           "init": [{"label": "lsuv", "scheme": "lsuv", "tol": 0.01},
+                    {"label": "he", "scheme": "he_normal"}],
+           "train": {"epochs": 1}, "measure": {"batch": 64}}
+    result = initlab.run(initlab.load_config(cfg))
+    lsuv, he = result.summary["variants"]
+    assert he["lsuv_iters"] is None
+    iters = lsuv["lsuv_iters"]
+    assert len(iters) == 2 and all(len(per_layer) == 3 for per_layer in iters)
+    # recompute seed 1 by hand: the member's own orthogonal draw, rescaled on the same batch
+    from initlab.data.datasets import load
+
+    ds = load("circle", rng=np.random.default_rng(0), samples=64)
+    init = inits.resolve("lsuv", tol=0.01)
+    rng, _ = member_rngs((0, 1))
+    Ws = [init(rng, a, b) for a, b in itertools.pairwise([2, 8, 8, 1])]
+    bs = [np.zeros(b) for b in (8, 8, 1)]
+    assert init.rescale(Ws, bs, ds.x, np.tanh) == iters[1]
+    assert any(i > 0 for per_layer in iters for i in per_layer)
+    text = document.render_markdown(result, [])
+    assert f"LSUV rescalings per layer: seed 0: {', '.join(map(str, iters[0]))}" in text

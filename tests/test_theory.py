@@ -368,3 +368,14 @@ def test_zero_limit_of_expectations_is_the_two_sided_mean(name: str, param: floa
     want = (dp**2 + dm**2) / 2
     assert float(gauss.expect(lambda u: act.dphi(u) ** 2, 0.0)) == pytest.approx(want, rel=1e-9)
     assert float(gauss.expect(lambda u: act.dphi(u) ** 2, 1e-20)) == pytest.approx(want, rel=1e-6)
+
+
+def test_jacobian_moments_at_criticality_with_a_linear_readout() -> None:
+    # relu hidden layers at sigma_w2 = 2 (critical: 2 * mu_1 = 2 * 1/2 = 1), readout 1.7: the
+    # docstring's m1 = sigma_w2[L] and variance m1^2 ((L - 1)(mu_2/mu_1^2 - 1) + L s), with
+    # mu_1 = mu_2 = 1/2 for relu (phi'^2 is 0 or 1)
+    L = 6
+    for weights, s in (("gaussian", 1.0), ("orthogonal", 0.0)):
+        m1, var = theory.jacobian_moments("relu", [2.0] * (L - 1) + [1.7], 0.0, 1.0, L, weights)
+        assert m1 == pytest.approx(1.7, rel=1e-12)
+        assert var == pytest.approx(1.7**2 * ((L - 1) * 1.0 + L * s), rel=1e-12)

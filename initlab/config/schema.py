@@ -239,7 +239,7 @@ class Config(_Strict):
     seeds: int = Field(
         default=1, ge=1, description="Seeds per variant; members = variants x seeds.")
     seed: int = Field(
-        default=0, ge=0, description="Base seed: member s uses default_rng([seed, s]).")
+        default=0, ge=0, description="Base seed: member s uses SeedSequence([seed, s]).")
     dtype: Literal["float64", "float32"] = Field(default="float64", description="Float precision.")
     data: DataConfig = Field(description="The dataset and its parameters.")
     model: ModelConfig = Field(description="The MLP architecture.")

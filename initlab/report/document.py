@@ -70,6 +70,16 @@ def _flags_text(v: dict) -> str:
     return f" Theory and measurement part ways: {'; '.join(map(str, flags))}." if flags else ""
 
 
+def _lsuv_text(v: dict) -> str:
+    """' LSUV rescalings per layer: seed 0: 2, 1, 0; ...' from a variant's lsuv_iters."""
+    per_seed = v.get("lsuv_iters")
+    if not per_seed:
+        return ""
+    seeds = v.get("seeds") or list(range(len(per_seed)))
+    parts = [f"seed {s}: {', '.join(str(i) for i in its)}" for s, its in zip(seeds, per_seed)]
+    return f" LSUV rescalings per layer: {'; '.join(parts)}."
+
+
 def _diverged(v: dict) -> str:
     flags = v.get("diverged") or []
     return f"{sum(bool(f) for f in flags)}/{len(flags)}"
@@ -203,7 +213,7 @@ def render_markdown(result: Result, images: Sequence[str]) -> str:
     for v in result.summary.get("variants", []):
         out.append(f"- **{_md_cell(str(v.get('label', '')))}** "
                    f"[{_md_cell(str(v.get('diagnosis', '—')))}]: "
-                   f"{_md_cell(str(v.get('sentence', '')) + _flags_text(v))}")
+                   f"{_md_cell(str(v.get('sentence', '')) + _flags_text(v) + _lsuv_text(v))}")
     out += ["", "## Results", "", *_md_table(RESULTS_HEADER, results_rows(result)), ""]
     if comparison_rows(result):
         out += ["## Paired comparisons", "", comparison_intro(result), "",
@@ -286,7 +296,7 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
     story = "".join(
         f"<li>{_swatch(colours.get(str(v.get('label')), '#777777'))}"
         f"<strong>{_e(v.get('label', ''))}</strong>{_badge(v.get('diagnosis', '—'))}"
-        f"{_e(str(v.get('sentence', '')) + _flags_text(v))}</li>"
+        f"{_e(str(v.get('sentence', '')) + _flags_text(v) + _lsuv_text(v))}</li>"
         for v in result.summary.get("variants", []))
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

@@ -20,7 +20,7 @@ is content-addressed: 16 hex chars of sha256 over the canonical JSON of its reso
 (without `name`) and the results format version. Cells whose resolved configs differ only in
 their init variants (scheme, scale, bias, lr), `seed` or `train.lr` share data, architecture and
 schedule, so they train as ONE population: the merged config lists every cell's variants (seed
-s of variant v draws from default_rng([its cell's seed, s]) as in `initlab run`) and the Result
+s of variant v draws from SeedSequence([its cell's seed, s]) as in `initlab run`) and the Result
 is split back per cell. A member's numbers do not depend on its population mates, so a cell
 gets the numbers `initlab run` would give it. `seed` also seeds the data when `data.seed` is
 null: cells of different seeds then have different data and cannot share a population.

@@ -26,8 +26,10 @@ def jacobian_moments(activation: str | Activation, sigma_w2: PerLayer, sigma_b2:
     mu_k[l] = E[phi'(sqrt(q[l]) z)^(2k)] (1 for the output layer),
         mean     m1 = prod_l sigma_w2[l] mu_1[l]
         variance m1^2 * sum_l (mu_2[l] / mu_1[l]^2 - 1 + s[l]),   s = 1 gaussian, 0 orthogonal
-    (s is the normalized variance of W W^T's spectrum: Marchenko-Pastur with square layers; at
-    criticality, m1 = 1, this is the paper's sigma^2 = L (mu2/mu1^2 - 1 - s1))."""
+    (s is the normalized variance of W W^T's spectrum: Marchenko-Pastur with square layers).
+    At criticality of the hidden layers (sigma_w2[l] mu_1[l] = 1 for l < L) the linear readout
+    leaves m1 = sigma_w2[L], not 1, and the variance is m1^2 ((L - 1) (mu_2/mu_1^2 - 1) + L s):
+    the paper's sigma^2 = L (mu2/mu1^2 - 1 - s1) (s = -s1) is the case of L nonlinear layers."""
     act = _act(activation)
     s = {"gaussian": 1.0, "orthogonal": 0.0}[weights]
     sw = _per_layer(sigma_w2, depth)
