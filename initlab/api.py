@@ -1,8 +1,9 @@
-"""The Python API: `initlab.run(config, out_dir=None)`.
+"""The Python API: `initlab.run(config, out_dir=None, workers=1)`.
 
     result = initlab.run("configs/playground.yaml")          # train, no files
     result = initlab.run(cfg, out_dir="results/playground")   # train and write the folder
     result.summary == json.load(open("results/playground/summary.json"))
+    result = initlab.run(cfg, workers=2)   # the population in 2 processes: the same Result
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from initlab.config.schema import Config, config_hash, load_config
-from initlab.experiment import run_experiment
+from initlab.config.schema import Config, load_config, resolved_with_hash
 from initlab.nn.train import Progress
+from initlab.parallel import run_parallel
 from initlab.report.render import write_result
 from initlab.results.folder import Result, json_safe
 
 
 def resolve(config: Config | str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
     """The fully resolved config dict (defaults and labels filled) with its `config_hash`."""
-    cfg = config if isinstance(config, Config) else load_config(config)
-    resolved = cfg.resolved()
-    resolved["config_hash"] = config_hash(cfg)
-    return resolved
+    return resolved_with_hash(config if isinstance(config, Config) else load_config(config))
 
 
 def run(
@@ -33,13 +31,16 @@ def run(
     *,
     progress: Progress | None = None,
     plots: bool = True,
+    workers: int | str = 1,
 ) -> Result:
     """Train every variant x seed of `config` as one population and return the Result.
 
     With `out_dir`, the results folder is written atomically (the previous folder of that name
     survives an interrupted or failed run). `result.summary` equals what summary.json holds.
+    `workers`: processes that train the population, in contiguous chunks of members (an int
+    >= 1, or "auto": initlab.parallel.auto_workers); the Result is the same whatever the number.
     """
-    result = run_experiment(resolve(config), progress)
+    result = run_parallel(resolve(config), workers, progress)
     result.summary = json_safe(result.summary)
     if out_dir is not None:
         write_result(result, Path(out_dir), plots=plots)

@@ -163,18 +163,30 @@ def _theory(s: Setup, pop0: list[np.ndarray], bias0: list[np.ndarray], q0: float
         return theory.act_var_profile(s.activation, sw, sb, q0, len(sw))
 
 
-def _boundary(s: Setup, pop: Population, g: np.ndarray = BOUNDARY_GRID) -> np.ndarray | None:
+def first_seeds(s: Setup, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Indices, within members lo:hi, of the variants' first seeds (the members whose decision
+    boundary is drawn)."""
+    seeds = int(s.cfg.get("seeds", 1))
+    m = np.arange(len(s.variants)) * seeds
+    return m[(m >= lo) & (m < (len(s.members) if hi is None else hi))] - lo
+
+
+def _boundary(s: Setup, pop: Population, g: np.ndarray = BOUNDARY_GRID,
+              first: np.ndarray | None = None) -> np.ndarray | None:
+    """P(class 1) of the members `first` of `pop` (default: every variant's first seed) on the
+    grid g^2, (len(first), len(g), len(g)); None unless the data are 2-D and binary."""
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
+    first = first_seeds(s) if first is None else first
+    if len(first) == 0:
+        return np.zeros((0, len(g), len(g)))
     xx, yy = np.meshgrid(g, g)  # row i: x2 = g[i]; column j: x1 = g[j]
     grid: np.ndarray = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
-    seeds = int(s.cfg.get("seeds", 1))
-    first = pop.select(np.arange(len(s.variants)) * seeds)
     with np.errstate(all="ignore"):
-        z = forward(first, grid).out
+        z = forward(pop.select(first), grid).out
         p = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
             np.exp(z[..., 1] - np.logaddexp(z[..., 0], z[..., 1]))
-    return p.reshape(len(s.variants), len(g), len(g))
+    return p.reshape(len(first), len(g), len(g))
 
 
 class _BoundaryFrames:
@@ -182,10 +194,13 @@ class _BoundaryFrames:
     report and the GIF: P(class 1) of each variant's first seed on FRAME_GRID^2 as uint8
     (round(254 p); 255 = not finite), at <= MAX_FRAMES steps, half spaced evenly, half
     geometrically (the early steps change most). Taken from the progress hook, which train()
-    calls after each epoch with the population updated in place."""
+    calls after each epoch with the population updated in place. `first`: which members of
+    `pop` are drawn (default: every variant's first seed)."""
 
-    def __init__(self, s: Setup, pop: Population, schedule: Schedule) -> None:
+    def __init__(self, s: Setup, pop: Population, schedule: Schedule,
+                 first: np.ndarray | None = None) -> None:
         self.s, self.pop = s, pop
+        self.first = first_seeds(s) if first is None else first
         self.on = s.dataset.n_in == 2 and s.dataset.task == "binary"
         N = len(s.dataset.x)
         full = schedule.batch_size is None or schedule.batch_size >= N
@@ -204,7 +219,7 @@ class _BoundaryFrames:
         if not final and self.steps and \
                 not ((self.wanted > self.steps[-1]) & (self.wanted <= step)).any():
             return  # no wanted step reached since the last frame
-        p = _boundary(self.s, self.pop, FRAME_GRID)
+        p = _boundary(self.s, self.pop, FRAME_GRID, self.first)
         assert p is not None
         q = np.where(np.isfinite(p), np.round(np.clip(p, 0, 1) * 254), 255)
         self.steps.append(int(step))
@@ -227,34 +242,74 @@ class _BoundaryFrames:
                 "boundary_frames_grid": FRAME_GRID}
 
 
+@dataclass
+class Trained:
+    """What training members lo:hi of a Setup leaves behind: their History, their parameters
+    at init, and the boundary frames and final boundary of the variants' first seeds among
+    them (empty dict / None unless the data are 2-D and binary)."""
+
+    history: History
+    W0: list[np.ndarray]
+    b0: list[np.ndarray]
+    frames: dict[str, np.ndarray]
+    boundary: np.ndarray | None
+
+
+def _schedule(s: Setup) -> Schedule:
+    tr, measure = s.cfg["train"], s.cfg.get("measure", {})
+    return Schedule(
+        loss=s.loss, epochs=int(tr.get("epochs", 100)), batch_size=tr.get("batch_size"),
+        every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
+        momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
+        beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
+        measure_batch=int(measure.get("batch", 1000)))
+
+
+def train_members(s: Setup, lo: int = 0, hi: int | None = None,
+                  progress: Progress | None = None, *, stop_early: bool = True) -> Trained:
+    """Initialize and train members lo:hi of `s` as one population, a part of the population of
+    all of `s`'s members (see train(): `stop_early`, `population`); a member's numbers do not
+    depend on lo and hi."""
+    hi = len(s.members) if hi is None else hi
+    x: np.ndarray = s.dataset.x.astype(s.dtype)
+    y = _targets(s, s.dataset.y)
+    members = s.members[lo:hi]
+    schedule = _schedule(s)
+    with np.errstate(all="ignore"):  # float32 overflows to inf on a huge init: recorded later
+        pop = init_population(s.sizes, s.activation, members, dtype=s.dtype,
+                              x_init=x[: schedule.measure_batch])
+    W0 = [W.copy() for W in pop.Ws]
+    b0 = [b.copy() for b in pop.bs]
+    bins = default_bins(s.activation, int(s.cfg.get("measure", {}).get("bins", 50)))
+    shuffle = [member_rngs(m.seed)[1] for m in members]
+    first = first_seeds(s, lo, hi)
+    frames = _BoundaryFrames(s, pop, schedule, first)
+    with np.errstate(all="ignore"):  # faults (overflow, NaN) become outcomes, not warnings
+        h = train(pop, x, y, schedule, s.lr[lo:hi], bins, shuffle, frames.hook(progress),
+                  stop_early=stop_early, population=len(s.members))
+    frames.record(h.steps, final=True)
+    return Trained(h, W0, b0, frames.arrays(), _boundary(s, pop, first=first))
+
+
 def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> Result:
     """Train every variant x seed of a resolved config as one population; return the Result."""
     t0 = time.perf_counter()
     s = setup(cfg)
     if cfg["model"].get("residual") is not None:  # residual blocks: experiment_residual.py
         return run_residual(s, progress)
+    return assemble(s, train_members(s, progress=progress), t0)
+
+
+def assemble(s: Setup, trained: Trained, t0: float) -> Result:
+    """The Result of a Setup whose members (all of them, in order) trained into `trained`;
+    t0: the run's perf_counter() start (for wall_time_s)."""
+    cfg = s.cfg
+    h, W0, b0 = trained.history, trained.W0, trained.b0
     ds, seeds = s.dataset, int(cfg.get("seeds", 1))
     x: np.ndarray = ds.x.astype(s.dtype)
-    y = _targets(s, ds.y)
     measure = cfg.get("measure", {})
-    tr = cfg["train"]
-    with np.errstate(all="ignore"):  # float32 overflows to inf on a huge init: recorded later
-        pop = init_population(s.sizes, s.activation, s.members, dtype=s.dtype,
-                              x_init=x[: int(measure.get("batch", 1000))])
-    W0 = [W.copy() for W in pop.Ws]
-    b0 = [b.copy() for b in pop.bs]
-    schedule = Schedule(
-        loss=s.loss, epochs=int(tr.get("epochs", 100)), batch_size=tr.get("batch_size"),
-        every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
-        momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
-        beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
-        measure_batch=int(measure.get("batch", 1000)))
+    schedule = _schedule(s)
     bins = default_bins(s.activation, int(measure.get("bins", 50)))
-    shuffle = [member_rngs(m.seed)[1] for m in s.members]
-    frames = _BoundaryFrames(s, pop, schedule)
-    with np.errstate(all="ignore"):  # faults (overflow, NaN) become outcomes, not warnings
-        h = train(pop, x, y, schedule, s.lr, bins, shuffle, frames.hook(progress))
-    frames.record(h.steps, final=True)
     x_meas = x if schedule.batch_size is None else x[: schedule.measure_batch]
     q0 = float(np.mean(np.asarray(x_meas, np.float64) ** 2))
 
@@ -280,10 +335,10 @@ def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> 
         **_signal_propagation(s, W0, b0, x_meas[: int(measure.get("batch", 1000))]),
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }
-    boundary = _boundary(s, pop)
-    if boundary is not None:
-        arrays.update(boundary=boundary, boundary_grid=BOUNDARY_GRID, data_x=ds.x, data_y=ds.y)
-        arrays.update(frames.arrays())
+    if trained.boundary is not None:
+        arrays.update(boundary=trained.boundary, boundary_grid=BOUNDARY_GRID, data_x=ds.x,
+                      data_y=ds.y)
+        arrays.update(trained.frames)
     summary = {
         "format_version": FORMAT_VERSION, "initlab_version": __version__,
         "name": cfg.get("name"), "config_hash": cfg.get("config_hash"), "task": ds.task,

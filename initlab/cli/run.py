@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,10 @@ def run(
     animate: Annotated[bool, typer.Option(
         "--animate", help="Also write training.gif (decision boundaries or histograms over "
                           "training, with the loss).")] = False,
+    workers: Annotated[str, typer.Option(
+        "--workers", metavar="N|auto", help="Processes that train the population, each a "
+        "contiguous chunk of members; the same results whatever N. auto: one unless the "
+        "population is large and its nets narrow (README, 'Every core').")] = "auto",
     debug: DebugOpt = False,
 ) -> None:
     """Train every init variant x seed of CONFIG as one population; write results/<name>/."""
@@ -37,10 +42,14 @@ def run(
     from initlab import resources
     from initlab.api import resolve
     from initlab.config.schema import load_config
-    from initlab.experiment import run_experiment
+    from initlab.parallel import parse_workers, run_parallel
     from initlab.report.render import write_result
     from initlab.results.folder import json_safe
 
+    try:
+        n_workers = parse_workers(workers)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--workers") from None
     limit = None
     if max_memory is not None:
         try:
@@ -57,16 +66,22 @@ def run(
             out.print("dry run: nothing trained or written", markup=False)
             return
         target = out_dir if out_dir is not None else Path("results") / resolved["name"]
+        # refreshed from the progress callback, not by a thread of its own: worker processes
+        # then start by fork (milliseconds) instead of a forkserver (initlab.sweep.execute.executor)
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                        TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
-                       console=err, disable=quiet, transient=True)
+                       console=err, disable=quiet, transient=True, auto_refresh=False)
         with bar:
             task = bar.add_task(f"training {resolved['name']}", total=None)
+            shown = [0.0]
 
             def progress(step: int, total: int) -> None:
                 bar.update(task, completed=step, total=total)
+                if time.monotonic() - shown[0] > 0.1 or step >= total:
+                    shown[0] = time.monotonic()
+                    bar.refresh()
 
-            result = run_experiment(resolved, progress)
+            result = run_parallel(resolved, n_workers, progress)
         result.summary = json_safe(result.summary)
         written = write_result(result, target, animate=animate)
     if not quiet:

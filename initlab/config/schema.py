@@ -352,6 +352,13 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def resolved_with_hash(cfg: Config) -> dict[str, Any]:
+    """The fully resolved config dict (defaults and labels filled) with its `config_hash`."""
+    resolved = cfg.resolved()
+    resolved["config_hash"] = config_hash(cfg)
+    return resolved
+
+
 def dump_yaml(data: Mapping[str, Any]) -> str:
     """A resolved config as YAML that `load_config` reads back."""
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100,

@@ -120,7 +120,7 @@ class _Plan:
     blocks: list[tuple[int, int, int, int]]
     dtype: np.dtype  # of the computation: X's, or float64 when widened
     wide: Array | None  # block buffer for widening
-    ones: Array  # (B,)
+    ones: Array  # (B, 1)
     nb: int
     binner: LinearBins | Log10AbsBins | None
     offset: Array  # (Rmax, U, 1) bin-index offset of block row r, row u's segment
@@ -159,7 +159,7 @@ def _plan(X: Array, starts: Array, scratch: Scratch, h_edges: Array | None,
                scratch.get("sat", shape, bool), scratch.get("sat2", shape, bool))
     plan = scratch.plans[key] = _Plan(
         widths, seg, blocks, dtype, scratch.get("wide", shape, dtype) if dtype != X.dtype else None,
-        np.ones(B, dtype), nb, binner,
+        np.ones((B, 1), dtype), nb, binner,
         ((np.arange(Rmax) * (S * (nb + 1)))[:, None]
          + (seg * (nb + 1))[None, :]).astype(itype)[:, :, None], sat)
     return plan
@@ -193,7 +193,11 @@ def _scan(X: Array, starts: Array, scratch: Scratch, *, h_edges: Array | None = 
             np.copyto(P.wide[:R, :u], blk)
             blk = P.wide[:R, :u]
         rows = blk.reshape(R * u, B)
-        s = np.matmul(rows, P.ones).reshape(R, u)  # BLAS: several times numpy's add.reduce
+        # one product per row, as for q_r (faster than numpy's add.reduce): a row's sum does
+        # not depend on its position in the block, unlike one matrix-vector product's (BLAS
+        # kernels round rows by their place in groups), so a member's statistics do not
+        # depend on which members share its population (initlab.parallel's chunks)
+        s = np.matmul(rows[:, None, :], P.ones).reshape(R, u)
         sums[r0:r1, u0:u1] = s
         sq[r0:r1, u0:u1] = np.matmul(rows[:, None, :], rows[:, :, None]).reshape(R, u)
         if binner is not None and hist is not None:
@@ -300,19 +304,20 @@ def _pack(arrays: list[Array], scratch: Scratch, key: str) -> tuple[Array, Array
     return X, starts, True
 
 
-def _layer_groups(pop: Population, trace: Trace) -> list[list[int]]:
+def _layer_groups(pop: Population, trace: Trace, members: int) -> list[list[int]]:
     """Layers scanned together: all of a small net (one pass, few NumPy calls), else one at
-    a time."""
+    a time; decided for a population of `members` members (see layer_stats)."""
     L = pop.L
-    small = sum(z.size for z in trace.zs) <= PACK
+    small = sum(z[0].size for z in trace.zs) * members <= PACK
     same = all(a.ndim == 3 for a in trace.zs + trace.hs[1:])
     return [list(range(L))] if small and same and L > 1 else [[l] for l in range(L)]
 
 
-def _weight_vars(arrays: list[Array], scratch: Scratch) -> list[Array]:
-    """Variance (M,) of each (M, ...) array's values as float64: small ones all in one pass."""
+def _weight_vars(arrays: list[Array], scratch: Scratch, members: int) -> list[Array]:
+    """Variance (M,) of each (M, ...) array's values as float64: small ones (in a population of
+    `members`) all in one pass."""
     M = arrays[0].shape[0]
-    if sum(a.size for a in arrays) <= PACK:
+    if sum(a[0].size for a in arrays) * members <= PACK:
         sizes = [a[0].size for a in arrays]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         X = scratch.get("weights", (M, sum(sizes), 1), np.float64)
@@ -337,13 +342,16 @@ def layer_stats(
     bins: Bins,
     updates: list[Array] | None = None,
     ws: Workspace | None = None,
+    population: int | None = None,
 ) -> tuple[dict[str, Array], Array, Array]:
     """Statistics of every layer: ({name: (M, L)}, hist_h (M, L, nb), hist_dz (M, L, nb)).
 
     grad_data = std(dW)/std(W); update_data = std(delta W)/std(W) for the applied update
     (NaN when `updates` is not given); dead = fraction of units with z <= 0 on the whole batch
     (ReLU family only); saturated = fraction of h within 3% of the activation's bound.
-    `ws` keeps the work buffers for the next call.
+    `ws` keeps the work buffers for the next call. `population`: the member count of the whole
+    population that `pop` is a part of (default pop.M): the layers are packed as for it, so a
+    member's numbers do not depend on how the population is split (initlab.parallel).
     """
     act = pop.activation
     M, L = pop.M, pop.L
@@ -354,7 +362,8 @@ def layer_stats(
     scratch = Scratch(ws)
     relu = act.family == "relu"
     with np.errstate(all="ignore"):
-        for group in _layer_groups(pop, trace):
+        members = M if population is None else population
+        for group in _layer_groups(pop, trace, members):
             cols = np.array(group)
             hidden = cols < L - 1
             last_only = len(group) == 1 and not hidden[0]
@@ -388,7 +397,7 @@ def layer_stats(
             hist_h[:, cols], hist_dz[:, cols] = sh.hist, sd.hist
         wv = _weight_vars(list(pop.Ws) + list(grads.dWs)
                           + ([updates[2 * l] for l in range(L)] if updates is not None else []),
-                          scratch)
+                          scratch, members)
         var_W, var_dW = np.stack(wv[:L], 1), np.stack(wv[L:2 * L], 1)
         out["weight_var"][:], out["weight_grad_var"][:] = var_W, var_dW
         out["grad_data"][:] = _std_ratio(var_dW, var_W)

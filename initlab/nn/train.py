@@ -93,12 +93,13 @@ def _finite_per_member(arrays: Sequence[Array]) -> Array:
 
 
 def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads: Grads,
-                 bins: Bins, update: Callable[[], None] | None = None) -> None:
+                 bins: Bins, update: Callable[[], None] | None = None,
+                 population: int | None = None) -> None:
     """Record the statistics of one step; `update` applies the step's optimizer update, whose
     size (update:data) is recorded too. Only the weights are copied (into the recorder's
-    reused buffers): layer_stats reads the weights' updates alone."""
+    reused buffers): layer_stats reads the weights' updates alone. `population`: see train."""
     if update is None:
-        rec.add(step, layer_stats(pop, trace, grads, bins, ws=rec.ws))
+        rec.add(step, layer_stats(pop, trace, grads, bins, ws=rec.ws, population=population))
         return
     old_Ws: list[Array] = []
     for l, W in enumerate(pop.Ws):
@@ -110,15 +111,23 @@ def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads
         delta = np.subtract(W, W_old, out=rec.buffer(("delta_W", l), W))
         updates += [delta, np.empty(0)]  # layer_stats reads updates[2 l] (weights) only
     before = Population(old_Ws, pop.bs, pop.activation)  # (layer_stats reads no biases)
-    rec.add(step, layer_stats(before, trace, grads, bins, updates, ws=rec.ws))
+    rec.add(step, layer_stats(before, trace, grads, bins, updates, ws=rec.ws,
+                              population=population))
+
+
+def eval_chunk(members: int, sizes: Sequence[int]) -> int:
+    """Samples per chunk of `evaluate` for a population of `members` nets of layer `sizes`
+    (about 4M values of the widest layer at a time)."""
+    return max(1, (1 << 22) // max(1, members * max(sizes)))
 
 
 def evaluate(pop: Population, x: Array, y: Array, loss: Loss,
              chunk: int | None = None) -> tuple[Array, Array | None]:
-    """Loss and accuracy (M,) on (x, y), in chunks of samples to bound memory."""
+    """Loss and accuracy (M,) on (x, y), in chunks of samples to bound memory (a member's
+    numbers depend on the chunk size: a part of a population passes the whole one's)."""
     N = len(x)
     if chunk is None:
-        chunk = max(1, (1 << 22) // max(1, pop.M * max(pop.sizes)))
+        chunk = eval_chunk(pop.M, pop.sizes)
     total = np.zeros(pop.M)
     correct = np.zeros(pop.M)
     has_acc = True
@@ -156,13 +165,23 @@ def train(
     bins: Bins,
     shuffle_rngs: Sequence[np.random.Generator] | None = None,
     progress: Progress | None = None,
+    *,
+    stop_early: bool = True,
+    population: int | None = None,
 ) -> History:
     """Train every member of `pop` in place on (x, y) and return its History.
 
     lr is (M,): members may differ in learning rate. Minibatches are drawn without replacement
-    from a per-member permutation each epoch (`shuffle_rngs`, one per member).
+    from a per-member permutation each epoch (`shuffle_rngs`, one per member). Training stops
+    after the epoch in which the last member diverged, unless `stop_early` is False (a part of
+    a population trains on: initlab.parallel cuts the merged History where the whole would
+    have stopped). `population`: the member count of the whole population `pop` is a part of
+    (default pop.M), which sets the sample chunks of `evaluate` and the statistics' packing, so
+    that a part's members get the whole's numbers bit for bit.
     """
     loss, M, N, E = schedule.loss, pop.M, len(x), schedule.epochs
+    members = pop.M if population is None else population
+    chunk = eval_chunk(members, pop.sizes)
     full = schedule.batch_size is None or schedule.batch_size >= N
     B = N if full else int(schedule.batch_size)  # type: ignore[arg-type]
     per_epoch = 1 if full else math.ceil(N / B)
@@ -191,7 +210,7 @@ def train(
                 g[~alive] = 0
         if step % schedule.every == 0:
             record_stats(rec, step, pop, trace, grads, bins, lambda: opt.step(
-                pop.params, grads.params, alive))
+                pop.params, grads.params, alive), members)
         else:
             opt.step(pop.params, grads.params, alive)
         return l_b
@@ -208,22 +227,23 @@ def train(
                 for k in range(per_epoch):
                     idx = perms[:, k * B:(k + 1) * B]  # (M, b): each member its own batch
                     if epoch == 1 and k == 0:
-                        curve[0] = evaluate(pop, x, y, loss)[0]
+                        curve[0] = evaluate(pop, x, y, loss, chunk)[0]
                     acc += one_step(step, x[idx], y[idx]) * idx.shape[1]
                     step += 1
                 curve[epoch] = acc / N
             if progress is not None:
                 progress(step, total_steps)
-            if not alive.any():
+            if stop_early and not alive.any():
                 break
         # after training: statistics on the measurement batch, loss on all the data
         trace: Trace = forward(pop, x_meas, ws=ws)  # the step buffers: no fresh pages
         l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
-        record_stats(rec, step, pop, trace, backward(pop, trace, dout, ws=ws), bins)
+        record_stats(rec, step, pop, trace, backward(pop, trace, dout, ws=ws), bins,
+                     population=members)
         if full:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)
         else:
-            final_loss, final_acc = evaluate(pop, x, y, loss)
+            final_loss, final_acc = evaluate(pop, x, y, loss, chunk)
         if full or E == 0:
             curve[E] = final_loss  # full batch: curve[e] is the loss after e updates
     stat_steps, stats, hist_h, hist_dz = rec.arrays()

@@ -69,13 +69,20 @@ class SweepBusyError(InitlabError):
 # ---------------------------------------------------------------- the worker side
 
 
-def limit_threads() -> None:
-    """One BLAS thread in this process (run in every local worker)."""
+def limit_threads(threads: int = 1) -> None:
+    """At most `threads` BLAS threads in this process (run in every local worker)."""
     for var in BLAS_VARS:
-        os.environ[var] = "1"
+        os.environ[var] = str(threads)
     with contextlib.suppress(ImportError):
         from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
+        threadpool_limits(threads)
+
+
+def _init_worker(threads: int, initializer: Callable[..., None] | None,
+                 initargs: tuple[Any, ...]) -> None:
+    limit_threads(threads)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @contextlib.contextmanager
@@ -193,10 +200,11 @@ class InlineExecutor(cf.Executor):
 
 
 @contextlib.contextmanager
-def _blas_env() -> Iterator[None]:
-    """Children started inside inherit one-thread BLAS settings; the driver's are restored."""
+def _blas_env(threads: int = 1) -> Iterator[None]:
+    """Children started inside inherit `threads`-thread BLAS settings; the driver's are
+    restored."""
     saved = {v: os.environ.get(v) for v in BLAS_VARS}
-    os.environ.update({v: "1" for v in BLAS_VARS})
+    os.environ.update({v: str(threads) for v in BLAS_VARS})
     try:
         yield
     finally:
@@ -209,8 +217,11 @@ def _blas_env() -> Iterator[None]:
 
 @contextlib.contextmanager
 def executor(backend: str = "local", workers: int | None = None,
-             address: str | None = None) -> Iterator[cf.Executor]:
-    """A concurrent.futures Executor: local processes, inline (workers=0), or Dask."""
+             address: str | None = None, *, threads: int = 1,
+             initializer: Callable[..., None] | None = None,
+             initargs: tuple[Any, ...] = ()) -> Iterator[cf.Executor]:
+    """A concurrent.futures Executor: local processes, inline (workers=0), or Dask. Local
+    workers run with at most `threads` BLAS threads each, then `initializer(*initargs)`."""
     if backend == "dask":
         try:
             from distributed import Client, LocalCluster
@@ -248,9 +259,10 @@ def executor(backend: str = "local", workers: int | None = None,
     if method == "forkserver":
         ctx.set_forkserver_preload(["initlab.sweep.execute", "initlab.experiment"])
     pool = cf.ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1),
-                                  mp_context=ctx, initializer=limit_threads)
+                                  mp_context=ctx, initializer=_init_worker,
+                                  initargs=(threads, initializer, initargs))
     try:
-        with _blas_env():
+        with _blas_env(threads):
             yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -244,7 +244,7 @@ def parse_grid(options: Sequence[str]) -> tuple[list[Axis], list[Problem]]:
 class Cell:
     index: int
     values: dict[str, Any]  # swept key -> value
-    config: dict[str, Any]  # resolved (api.resolve), with config_hash
+    config: dict[str, Any]  # resolved (config.schema.resolved_with_hash)
     id: str
     group: str = ""  # population key
 
@@ -337,8 +337,7 @@ def _replaced(section: list[Axis], grid: Sequence[Axis]) -> list[Axis]:
 def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *,
               memory: bool = False) -> Plan:
     """Expand, validate (every cell, every problem at once: ConfigError) and group."""
-    from initlab.api import resolve
-    from initlab.config.schema import load_config
+    from initlab.config.schema import load_config, resolved_with_hash
 
     text, section, node = _strip_section(source)
     axes, problems = parse_section(section, node, source)
@@ -389,7 +388,7 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
                 # `expect:` (for `initlab check`) names the base config's variants: not a
                 # cell's business
                 cfg = load_config(tmp, overrides=[*sets, "expect=null", *overrides])
-                resolved = resolve(cfg)
+                resolved = resolved_with_hash(cfg)
             except ConfigError as e:
                 problems += [_reposition(p, origin, source, tmp, values) for p in e.problems]
                 continue
