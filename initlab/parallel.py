@@ -84,6 +84,19 @@ def auto_workers(members: int, sizes: Sequence[int], samples: int, steps: int,
     return max(1, min(n_cores, members // AUTO_MIN_MEMBERS))
 
 
+def parse_workers(text: str | int) -> int | str:
+    """`--workers`' value: "auto" or an integer >= 1 (ValueError otherwise)."""
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(text, bool):
+        raise ValueError(f"expected an integer >= 1 or 'auto', not {text!r}")
+    return n
+
+
 def resolve_workers(workers: int | str, s: Setup | None) -> int:
     """An int >= 1 from `workers` (an int >= 1, or "auto" for the Setup `s`)."""
     if workers == "auto" and s is not None:
