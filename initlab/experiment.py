@@ -253,6 +253,7 @@ class Trained:
     b0: list[np.ndarray]
     frames: dict[str, np.ndarray]
     boundary: np.ndarray | None
+    lsuv_iters: dict[int, list[int]] | None = None  # by member index in the whole population
 
 
 def _schedule(s: Setup) -> Schedule:
@@ -288,7 +289,9 @@ def train_members(s: Setup, lo: int = 0, hi: int | None = None,
         h = train(pop, x, y, schedule, s.lr[lo:hi], bins, shuffle, frames.hook(progress),
                   stop_early=stop_early, population=len(s.members))
     frames.record(h.steps, final=True)
-    return Trained(h, W0, b0, frames.arrays(), _boundary(s, pop, first=first))
+    done = pop.info.get("lsuv_iters")
+    lsuv = {lo + int(m): list(i) for m, i in done.items()} if isinstance(done, dict) else None
+    return Trained(h, W0, b0, frames.arrays(), _boundary(s, pop, first=first), lsuv)
 
 
 def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> Result:
@@ -325,7 +328,7 @@ def assemble(s: Setup, trained: Trained, t0: float) -> Result:
         theory_var[v] = _theory(s, W0, b0, q0, rows)
         variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0,
                                              loss_steps))
-        variants_out[-1]["lsuv_iters"] = _lsuv_iters(pop.info.get("lsuv_iters"), rows)
+        variants_out[-1]["lsuv_iters"] = _lsuv_iters(trained.lsuv_iters, rows)
 
     arrays: dict[str, np.ndarray] = {
         "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
