@@ -245,3 +245,16 @@ def test_lsuv_iterations_per_variant_seed_and_layer_in_the_summary_and_report() 
     assert any(i > 0 for per_layer in iters for i in per_layer)
     text = document.render_markdown(result, [])
     assert f"LSUV rescalings per layer: seed 0: {', '.join(map(str, iters[0]))}" in text
+
+
+def test_lsuv_iterations_are_the_same_with_workers() -> None:
+    import initlab
+
+    cfg = {"name": "lsuv", "seeds": 3, "data": {"name": "circle", "samples": 64},
+           "model": {"widths": [8, 8], "activation": "tanh"},
+           "init": [{"label": "he", "scheme": "he_normal"}, {"label": "lsuv", "scheme": "lsuv"}],
+           "train": {"epochs": 1}, "measure": {"batch": 64}}
+    one = initlab.run(initlab.load_config(cfg)).summary["variants"]
+    assert one[0]["lsuv_iters"] is None and len(one[1]["lsuv_iters"]) == 3
+    two = initlab.run(initlab.load_config(cfg), workers=2).summary["variants"]
+    assert [v["lsuv_iters"] for v in two] == [v["lsuv_iters"] for v in one]
