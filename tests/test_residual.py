@@ -134,3 +134,21 @@ def test_layernorm_matches_torch() -> None:
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10)
         for ours, theirs in ((dx, xt), (dg, gt), (db, bt)):
             np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_final_evaluation_uses_running_statistics_in_chunks(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from initlab.nn import residual_train
+    from initlab.nn.losses import get_loss
+
+    pop = _pop("batchnorm", "pre", act="relu")
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    loss = get_loss("mse")
+    ref = loss.fn(forward(pop, x, train=False).out, y)[0]
+    batch_stats = loss.fn(forward(pop, x, train=True).out, y)[0]
+    assert not np.allclose(ref, batch_stats)
+    np.testing.assert_allclose(residual_train.evaluate_residual(pop, x, y, loss)[0], ref)
+    monkeypatch.setattr(residual_train, "EVAL_BYTES", 1)  # one sample per chunk
+    np.testing.assert_allclose(residual_train.evaluate_residual(pop, x, y, loss)[0], ref,
+                               rtol=1e-12)
