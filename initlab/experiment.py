@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from initlab.nn import inits
 from initlab.nn.activations import Activation, get_activation
 from initlab.nn.losses import Loss, get_loss
 from initlab.nn.model import MemberInit, Population, forward, init_population, member_rngs
+from initlab.nn.parametrization import base_sizes, member_multipliers, parametrize
 from initlab.nn.stats import default_bins
 from initlab.nn.train import History, Progress, Schedule, train
 from initlab.results.folder import Result
@@ -53,6 +54,8 @@ class Setup:
     members: list[MemberInit]
     lr: np.ndarray  # (M,)
     dtype: type
+    parametrizations: list[str] = field(default_factory=list)  # (M,) sp | ntk | mup
+    base_sizes: list[int] = field(default_factory=list)  # sizes with base_width (ntk, mup)
 
 
 def _activation(model: Mapping[str, Any]) -> Activation:
@@ -71,7 +74,7 @@ def hidden_widths(model: Mapping[str, Any]) -> list[int]:
 
 def _variant_spec(variant: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in variant.items()
-            if k not in ("label", "bias", "lr", "alpha", "train_alpha")}
+            if k not in ("label", "bias", "lr", "alpha", "train_alpha", "parametrization")}
 
 
 def load_data(cfg: Mapping[str, Any]) -> data.Dataset:
@@ -105,7 +108,7 @@ def setup(cfg: Mapping[str, Any]) -> Setup:
     seeds, base = int(cfg.get("seeds", 1)), int(cfg.get("seed", 0))
     variants = [dict(v) for v in cfg["init"]]
     labels = [str(v.get("label") or v["scheme"]) for v in variants]
-    members, lr = [], []
+    members, lr, parametrizations = [], [], []
     use_bias = cfg["model"].get("bias", True)
     for v in variants:
         weight = inits.resolve(_variant_spec(v), activation=act.name, activation_param=act.param)
@@ -116,8 +119,22 @@ def setup(cfg: Mapping[str, Any]) -> Setup:
         for s in range(seeds):
             members.append(MemberInit(weight, bias, (base, s)))
             lr.append(float(v.get("lr") or cfg["train"].get("lr", 0.1)))
+            parametrizations.append(str(v.get("parametrization", "sp")))
     dtype = np.float32 if cfg.get("dtype") == "float32" else np.float64
-    return Setup(dict(cfg), ds, act, loss, sizes, labels, variants, members, np.array(lr), dtype)
+    return Setup(dict(cfg), ds, act, loss, sizes, labels, variants, members, np.array(lr), dtype,
+                 parametrizations, base_sizes(sizes, cfg["model"].get("base_width")))
+
+
+def build_population(s: Setup, x_init: np.ndarray | None = None, lo: int = 0,
+                     hi: int | None = None) -> Population:
+    """Members lo:hi's initial parameters, each member's width parametrization applied
+    (initlab.nn.parametrization: init rescaled, forward and lr multipliers attached)."""
+    pop = init_population(s.sizes, s.activation, s.members[lo:hi], dtype=s.dtype, x_init=x_init)
+    names = s.parametrizations[lo:hi]
+    if any(p != "sp" for p in names):
+        parametrize(pop, member_multipliers(names, s.sizes, s.base_sizes,
+                                            s.cfg["train"].get("optimizer", "sgd")))
+    return pop
 
 
 def _targets(s: Setup, y: np.ndarray) -> np.ndarray:
@@ -277,9 +294,10 @@ def train_members(s: Setup, lo: int = 0, hi: int | None = None,
     members = s.members[lo:hi]
     schedule = _schedule(s)
     with np.errstate(all="ignore"):  # float32 overflows to inf on a huge init: recorded later
-        pop = init_population(s.sizes, s.activation, members, dtype=s.dtype,
-                              x_init=x[: schedule.measure_batch])
-    W0 = [W.copy() for W in pop.Ws]
+        pop = build_population(s, x[: schedule.measure_batch], lo, hi)
+    # the effective weights a W (a: a parametrization's forward multiplier), for the theory
+    W0 = [W.copy() for W in pop.Ws] if pop.mults is None else \
+        [W * a for W, a in zip(pop.Ws, pop.mults)]
     b0 = [b.copy() for b in pop.bs]
     bins = default_bins(s.activation, int(s.cfg.get("measure", {}).get("bins", 50)))
     shuffle = [member_rngs(m.seed)[1] for m in members]
@@ -419,6 +437,8 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
     acc = h.final_accuracy
     return {
         "label": label,
+        **({"parametrization": spec["parametrization"]}
+           if spec.get("parametrization", "sp") != "sp" else {}),
         "scheme": inits.resolve(_variant_spec(spec), activation=s.activation.name,
                                 activation_param=s.activation.param).describe(),
         "lr": float(s.lr[rows[0]]),

@@ -37,6 +37,11 @@ SCHEMA: dict[str, Any] = {
     "loss_curve": {k: SERIES for k in ("steps", "mean", "std", "min", "max")},
     "layers": [dict.fromkeys(LAYER_STATS, NUMBER)],
     "layers_final": [dict.fromkeys(LAYER_STATS[:-1], NUMBER)],
+    "parametrization": TEXT,
+    # a coordcheck's variants (initlab.sweep.coordcheck): slope[t][l - 1] of log l1 on log
+    # width; per step t the largest slope, largest |slope|, largest |slope| before the readout
+    "slope": [[NUMBER]], "max_slope": [NUMBER], "max_abs_slope": [NUMBER],
+    "max_abs_hidden_slope": [NUMBER],
 }
 
 class MetricError(ValueError):

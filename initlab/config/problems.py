@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from initlab.config.positions import Found, Loc
 from initlab.errors import BadParameterError, UnknownNameError, suggest
 
+
 # ---------------------------------------------------------------- pydantic -> plain words
 
 TYPE_WORDS = {
@@ -217,7 +218,7 @@ def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
 
 
 # a variant's keys besides its scheme's
-VARIANT_KEYS = ("label", "bias", "lr", "alpha", "train_alpha")
+VARIANT_KEYS = ("label", "bias", "lr", "alpha", "train_alpha", "parametrization")
 
 
 def _check_residual(doc: Mapping[str, Any]) -> list[Found]:
@@ -276,6 +277,25 @@ def _check_init(doc: Mapping[str, Any], activation: str | None,
     return found
 
 
+def _check_base_width(doc: Mapping[str, Any]) -> list[Found]:
+    """ntk and mup variants read widths against model.base_width: it must be given."""
+    model, variants = doc.get("model"), doc.get("init")
+    if not isinstance(variants, list):
+        return []
+    model = model if isinstance(model, Mapping) else {}
+    scaled = [(i, v["parametrization"]) for i, v in enumerate(variants)
+              if isinstance(v, Mapping) and v.get("parametrization") in ("ntk", "mup")]
+    if model.get("residual") is not None:
+        return [Found(("init", i, "parametrization"), f"parametrization '{name}' is for the "
+                      "plain MLP (residual nets: not yet)", "parametrization: sp")
+                for i, name in scaled]
+    if model.get("base_width") is not None:
+        return []
+    return [Found(("init", i, "parametrization"), f"parametrization '{name}' needs "
+                  "model.base_width (the width where it equals SP)",
+                  "model: {..., base_width: 64}, or parametrization: sp") for i, name in scaled]
+
+
 def _check_loss(doc: Mapping[str, Any]) -> list[Found]:
     from initlab.nn.losses import LOSSES
 
@@ -305,6 +325,7 @@ def check_names(doc: Mapping[str, Any]) -> list[Found]:
         found += _check_init(doc, activation, param)
     with suppress(ImportError):
         found += _check_residual(doc)
+    found += _check_base_width(doc)
     return found
 
 
@@ -313,8 +334,18 @@ def check_expect(doc: Mapping[str, Any], labels: list[str] | None,
     """`expect:` entries (initlab.check.expect): keys, metric paths, one bound; variant labels once
     `init` is valid (`labels`: the validated variants' labels, None if `init` is not), unless
     `--set` replaced `init` (an expectation naming a variant it removed is skipped when checked,
-    not an error). Entries that are not mappings are left to the shape check."""
-    entries = doc.get("expect")
+    not an error). Entries that are not mappings are left to the shape check. The same for
+    `coordcheck.expect` (checked on a coordcheck's folder by `initlab check`)."""
+    section = doc.get("coordcheck")
+    found = _check_expect_at(doc, labels, ("expect",), doc.get("expect"), init_overridden)
+    if isinstance(section, Mapping):
+        found += _check_expect_at(doc, labels, ("coordcheck", "expect"), section.get("expect"),
+                                  init_overridden)
+    return found
+
+
+def _check_expect_at(doc: Mapping[str, Any], labels: list[str] | None, at: Loc,
+                     entries: Any, init_overridden: bool) -> list[Found]:
     if not isinstance(entries, list):
         return []
     from initlab.check.expect import parse_expectations
@@ -324,7 +355,7 @@ def check_expect(doc: Mapping[str, Any], labels: list[str] | None,
         [v["label"] for v in init] if isinstance(init, list) and all(
             isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
     _, problems = parse_expectations(entries, None if init_overridden else labels)
-    return [Found(("expect", p.index, p.key) if p.key else ("expect", p.index), p.message,
+    return [Found((*at, p.index, p.key) if p.key else (*at, p.index), p.message,
                    p.expected, p.suggestion, p.at_key)
             for p in problems if isinstance(entries[p.index], Mapping)]
 

@@ -45,9 +45,9 @@ from initlab.errors import ConfigError, Problem, UnknownNameError
 
 __all__ = [  # the public names, some of them from initlab.config.positions
     "LOSS_FOR_TASK", "MAX_DEPTH", "MAX_VALUES", "MERGE", "NAME_RE", "SCALAR_TAGS", "SET",
-    "ActivationSpec", "Config", "DataConfig", "Loc", "MeasureConfig", "ModelConfig",
-    "SchemeSpec", "TrainConfig", "Variant", "config_hash", "default_labels", "dump_yaml",
-    "load_config",
+    "ActivationSpec", "Config", "CoordcheckConfig", "DataConfig", "Loc", "MeasureConfig",
+    "ModelConfig", "SchemeSpec", "TrainConfig", "Variant", "config_hash", "default_labels",
+    "dump_yaml", "load_config",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -135,6 +135,9 @@ class ModelConfig(_Strict):
         default=None, description="Normalization of residual nets; null: none.")
     norm_position: Literal["pre", "post"] = Field(
         default="pre", description="pre: x + alpha f(N(x)); post: N(x + alpha f(x)).")
+    base_width: int | None = Field(
+        default=None, ge=1, description="Width where every parametrization equals SP (the "
+        "base shapes of ntk/mup variants, docs/width.md); needed by them.")
 
     @model_validator(mode="after")
     def _one_size(self) -> ModelConfig:
@@ -193,6 +196,9 @@ class Variant(SchemeSpec):
     train_alpha: bool | None = Field(
         default=None, description="Residual nets: whether alpha is trained; default: the "
         "scheme's (fixup, rezero: yes).")
+    parametrization: Literal["sp", "ntk", "mup"] = Field(
+        default="sp", description="How init, forward multiplier and lr scale with width "
+        "(docs/width.md): sp (standard, the default), ntk, mup (TP5 Table 3).")
 
 
 class TrainConfig(_Strict):
@@ -229,6 +235,15 @@ class MeasureConfig(_Strict):
     bins: int = Field(default=50, ge=1, description="Histogram bins.")
 
 
+class CoordcheckConfig(_Strict):
+    widths: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, min_length=2, description="Widths of `initlab coordcheck` (--widths).")
+    steps: int = Field(default=3, ge=1, description="Forward passes t = 0..steps-1 (--steps).")
+    expect: list[dict[str, Any]] | None = Field(
+        default=None, description="Checked by `initlab check` on the coordcheck folder: metrics"
+        " slope[t][l], max_slope[t], max_abs_slope[t], max_abs_hidden_slope[t].")
+
+
 def _as_list(init: Any) -> Any:
     return [init] if isinstance(init, str | Mapping) else init
 
@@ -255,6 +270,10 @@ class Config(_Strict):
     sweep: dict[str, Any] | None = Field(
         default=None, description="A grid for `initlab sweep` (docs/sweep.md); `initlab run`"
         " trains the base config and ignores it.")
+
+    coordcheck: CoordcheckConfig | None = Field(
+        default=None, description="Widths and steps for `initlab coordcheck` (docs/width.md); "
+        "`initlab run` ignores it.")
 
     @field_validator("name")
     @classmethod
@@ -284,11 +303,15 @@ class Config(_Strict):
                      "seed": self.data.seed, **self.data.params},
             "model": {"widths": self.model.hidden_widths,
                       "activation": {"name": act.name, "param": _activation_param(act)},
-                      "bias": self.model.bias, **self._residual()},
+                      "bias": self.model.bias, **self._residual(),
+                      **({"base_width": self.model.base_width}
+                         if self.model.base_width is not None else {})},
             "init": [{"label": v.label, **_filled(v), "bias": _filled(v.bias),
                       "lr": v.lr if v.lr is not None else self.train.lr,
                       **{k: getattr(v, k) for k in ("alpha", "train_alpha")
-                         if getattr(v, k) is not None}} for v in self.init],
+                         if getattr(v, k) is not None},
+                      **({"parametrization": v.parametrization}
+                         if v.parametrization != "sp" else {})} for v in self.init],
             "train": {**self.train.model_dump(), "loss": self.train.resolve_loss(task)},
             "measure": self.measure.model_dump(),
             "expect": self.expect,
@@ -335,7 +358,9 @@ def default_labels(variants: Sequence[Variant]) -> list[str]:
             continue
         label = bases[i]
         if label in taken or bases.count(label) > 1:
-            args = {**v.params, **({"lr": v.lr} if v.lr is not None else {})}
+            args = {**v.params, **({"lr": v.lr} if v.lr is not None else {}),
+                    **({"parametrization": v.parametrization}
+                       if v.parametrization != "sp" else {})}
             if args:
                 label += "(" + ", ".join(f"{k}={show_value(x)}" for k, x in args.items()) + ")"
         n, unique = 2, label

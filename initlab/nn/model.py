@@ -3,6 +3,9 @@
     W[l]: (M, fan_in, fan_out)     b[l]: (M, 1, fan_out)     h[l]: (M, batch, width)
     z[l] = h[l-1] @ W[l] + b[l];   h[l] = phi(z[l]) for hidden layers; the last layer is linear
 
+A population may carry per-member forward multipliers a[l] (M, 1, 1) (width parametrizations,
+initlab.nn.parametrization): then z[l] = a[l] (h[l-1] @ W[l]) + b[l].
+
 One batched matmul serves all M members. No member reads another member's slice, so a member
 trained alone and trained inside a population of any size gets the same numbers.
 """
@@ -30,6 +33,8 @@ class Population:
     bs: list[Array]  # b[l]: (M, 1, fan_out)
     activation: Activation
     info: dict[str, object] = field(default_factory=dict)
+    mults: list[Array] | None = None  # a[l]: (M, 1, 1) forward multipliers; None: all 1
+    lr_mults: list[Array] | None = None  # (M,) per parameter (params order); None: all 1
 
     @property
     def M(self) -> int:
@@ -53,7 +58,10 @@ class Population:
         """A copy holding only the given members (for tests and re-runs of one member)."""
         idx = np.asarray(members)
         return Population([W[idx].copy() for W in self.Ws], [b[idx].copy() for b in self.bs],
-                          self.activation, dict(self.info))
+                          self.activation, dict(self.info),
+                          None if self.mults is None else [a[idx].copy() for a in self.mults],
+                          None if self.lr_mults is None else [a[idx].copy()
+                                                              for a in self.lr_mults])
 
 
 @dataclass
@@ -172,6 +180,8 @@ def forward(pop: Population, x: Array, *, reference: bool = False,
     for l, (W, b) in enumerate(zip(pop.Ws, pop.bs)):
         zT = _buf(ws, ("z", l), (M, W.shape[2], B), dtype)
         _contract(_T(W), hT, zT)
+        if pop.mults is not None:
+            zT *= pop.mults[l]  # (M, 1, 1)
         zT += _T(b)  # (M, m, 1)
         zs.append(_T(zT))
         if l == L - 1:
@@ -218,10 +228,15 @@ def backward(pop: Population, trace: Trace, dout: Array, *, reference: bool = Fa
         dzs[l - 1] = _T(dzT)
         dWs[l - 1] = np.matmul(hT, _T(dzT), out=_buf(ws, ("dW", l - 1), W.shape, dtype))
         # (.., n, B) @ (M, B, m) -> (M, n, m), into the step's buffer (no fresh pages)
+        a = None if pop.mults is None else pop.mults[l - 1]  # z = a (h @ W) + b
+        if a is not None:
+            dWs[l - 1] *= a
         dbs[l - 1] = np.add.reduce(dzT, axis=2)[:, None, :]  # (M, 1, m)
         if l > 1:
             dhT = _buf(ws, ("dh", l - 1), (pop.M, W.shape[1], dzT.shape[2]), dtype)
             _contract(W, dzT, dhT)  # (M, n, m) @ (M, m, B)
+            if a is not None:
+                dhT *= a
             zT = _T(trace.zs[l - 2])
             if act.name == "relu":
                 np.multiply(dhT, zT > 0, out=dhT)
@@ -240,7 +255,10 @@ def _forward_reference(pop: Population, x: Array) -> Trace:
     zs: list[Array] = []
     hs: list[Array] = [x]
     for l, (W, b) in enumerate(zip(pop.Ws, pop.bs), start=1):
-        z = h @ W + b  # (B, n) @ (M, n, m) broadcasts to (M, B, m)
+        z = h @ W  # (B, n) @ (M, n, m) broadcasts to (M, B, m)
+        if pop.mults is not None:
+            z = z * pop.mults[l - 1]
+        z = z + b
         h = phi(z) if l < pop.L else z
         zs.append(z)
         hs.append(h)
@@ -258,10 +276,11 @@ def _backward_reference(pop: Population, trace: Trace, dout: Array) -> Grads:
     for l in range(L, 0, -1):
         h_prev = trace.hs[l - 1]
         dzs[l - 1] = dz
-        dWs[l - 1] = np.swapaxes(h_prev, -1, -2) @ dz  # (.., n, B) @ (M, B, m) -> (M, n, m)
+        a = 1.0 if pop.mults is None else pop.mults[l - 1]  # z = a (h @ W) + b
+        dWs[l - 1] = (np.swapaxes(h_prev, -1, -2) @ dz) * a  # (.., n, B) @ (M, B, m)
         dbs[l - 1] = dz.sum(axis=1, keepdims=True)
         if l > 1:
-            dz = (dz @ np.swapaxes(pop.Ws[l - 1], 1, 2)) * dphi(trace.zs[l - 2])
+            dz = ((dz @ np.swapaxes(pop.Ws[l - 1], 1, 2)) * a) * dphi(trace.zs[l - 2])
     return Grads(dWs, dbs, dzs)
 
 

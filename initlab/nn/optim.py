@@ -4,6 +4,8 @@ Each member has its own learning rate, an (M,) array, and a step can be masked p
 a diverged member is frozen, its parameters no longer change (its lr is zeroed for the step).
 Its optimizer state is not frozen: the caller zeroes its gradients, so its momentum buffer and
 Adam's m and v decay geometrically towards 0 (they are never used again: the freeze is final).
+`lr_mult` (one (M,) array per parameter, None: all 1) scales parameter i's learning rate of
+member m by lr_mult[i][m] (width parametrizations: initlab.nn.parametrization).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class SGD:
     lr: Array  # (M,)
     momentum: float = 0.0
     nesterov: bool = False
+    lr_mult: Sequence[Array] | None = None  # [i] (M,) per parameter
     _v: list[Array] = field(default_factory=list)
 
     def step(self, params: Sequence[Array], grads: Sequence[Array], active: Array) -> None:
@@ -47,7 +50,8 @@ class SGD:
                 v *= self.momentum
                 v += g
                 d = g + self.momentum * v if self.nesterov else v
-            p -= _per_member(lr, p) * d
+            lr_i = lr if self.lr_mult is None else lr * self.lr_mult[i]
+            p -= _per_member(lr_i, p) * d
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Adam:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    lr_mult: Sequence[Array] | None = None  # [i] (M,) per parameter
     _m: list[Array] = field(default_factory=list)
     _v: list[Array] = field(default_factory=list)
     _d: list[Array] = field(default_factory=list)
@@ -81,7 +86,7 @@ class Adam:
         t = self._t
         step_size = np.where(active, self.lr, 0.0) / (1 - self.beta1**t)
         bc2_sqrt = float(np.sqrt(1 - self.beta2**t))
-        for p, g, m, v, d in zip(params, grads, self._m, self._v, self._d):
+        for i, (p, g, m, v, d) in enumerate(zip(params, grads, self._m, self._v, self._d)):
             m *= self.beta1
             np.multiply(g, 1 - self.beta1, out=d)
             m += d
@@ -93,7 +98,8 @@ class Adam:
             d /= bc2_sqrt
             d += self.eps
             np.divide(m, d, out=d)
-            d *= _per_member(step_size, p)
+            step_i = step_size if self.lr_mult is None else step_size * self.lr_mult[i]
+            d *= _per_member(step_i, p)
             p -= d
 
 
@@ -109,13 +115,14 @@ OPTIMIZERS.register("adam", Adam, description="Adam (Kingma & Ba 2015), as torch
 
 def make_optimizer(
     name: str, lr: Array, *, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
-    eps: float = 1e-8,
+    eps: float = 1e-8, lr_mult: Sequence[Array] | None = None,
 ) -> SGD | Adam:
-    """An optimizer for per-member learning rates `lr` (M,)."""
+    """An optimizer for per-member learning rates `lr` (M,), times `lr_mult[i]` (M,) for
+    parameter i when given."""
     key = OPTIMIZERS.canonical(name)
     lr = np.asarray(lr, dtype=np.float64)
     if key == "sgd":
-        return SGD(lr)
+        return SGD(lr, lr_mult=lr_mult)
     if key == "momentum":
-        return SGD(lr, momentum=momentum)
-    return Adam(lr, beta1=beta1, beta2=beta2, eps=eps)
+        return SGD(lr, momentum=momentum, lr_mult=lr_mult)
+    return Adam(lr, beta1=beta1, beta2=beta2, eps=eps, lr_mult=lr_mult)

@@ -171,7 +171,8 @@ def train(
 ) -> History:
     """Train every member of `pop` in place on (x, y) and return its History.
 
-    lr is (M,): members may differ in learning rate. Minibatches are drawn without replacement
+    lr is (M,): members may differ in learning rate (and per parameter, by pop.lr_mults).
+    Minibatches are drawn without replacement
     from a per-member permutation each epoch (`shuffle_rngs`, one per member). Training stops
     after the epoch in which the last member diverged, unless `stop_early` is False (a part of
     a population trains on: initlab.parallel cuts the merged History where the whole would
@@ -187,7 +188,8 @@ def train(
     per_epoch = 1 if full else math.ceil(N / B)
     total_steps = E * per_epoch
     opt = make_optimizer(schedule.optimizer, lr, momentum=schedule.momentum,
-                         beta1=schedule.beta1, beta2=schedule.beta2, eps=schedule.eps)
+                         beta1=schedule.beta1, beta2=schedule.beta2, eps=schedule.eps,
+                         lr_mult=pop.lr_mults)
     if not full and (shuffle_rngs is None or len(shuffle_rngs) != M):
         raise ValueError("minibatch training needs one shuffle rng per member")
     curve = np.full((E + 1, M), np.nan)

@@ -271,7 +271,7 @@ def _fmt(x: Any) -> str:
 
 
 def reports(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]],
-            images: Sequence[Path], command: str) -> None:
+            images: Sequence[Path], command: str, sections: Sequence[str] = ()) -> None:
     keys = [k for a in plan.axes for k in a.keys]
     cols = ["cell", *keys, "variant", "status", "final_loss_mean", "final_loss_std",
             "accuracy_mean", "diverged", "diagnosis", "var_ratio"]
@@ -282,7 +282,7 @@ def reports(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]],
     for q, r in best(table):
         md.append(f"- **{q}**: {_cellstr(r, keys)} (cell `{r['cell']}`, final loss "
                   f"{_fmt(r.get('final_loss_mean'))}, Var ratio {_fmt(r.get('var_ratio'))})")
-    md += [""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
+    md += [""] + [f"![{p.stem}]({p.name})" for p in images] + [""] + list(sections)
     md.append("| " + " | ".join(cols) + " |")
     md.append("|" + "---|" * len(cols))
     for r in table:
@@ -302,6 +302,8 @@ def reports(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]],
           f"{e(_fmt(r.get('final_loss_mean')))})</li>" for q, r in best(table)]
     h.append("</ul>")
     h += [f"<p><img src='{e(p.name)}' alt='{e(p.stem)}'></p>" for p in images]
+    if sections:
+        h.append("<pre>" + e("\n".join(sections)) + "</pre>")
     h.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
     for r in table:
         link = f"<a href='cells/{e(r['cell'])}/report.html'>{e(r['cell'])}</a>"
@@ -317,11 +319,21 @@ def reports(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]],
 def write_all(folder: Path, plan: Any, outcomes: Mapping[str, Any], command: str,
               draw: bool = True) -> list[dict[str, Any]]:
     """summary.csv/json, plots and reports of a sweep; returns the rows."""
+    from initlab.sweep import transfer
+
     table = rows(plan, outcomes, folder / "cells")
     keys = [k for a in plan.axes for k in a.keys]
+    extra: dict[str, Any] = {}
+    sections: list[str] = []
+    t_images: list[Path] = []
+    if transfer.applies(keys):  # widths x learning rates (Tensor Programs V, Figure 1)
+        if draw:
+            t_images, sections, extra["transfer"] = transfer.write(folder, table)
+        else:
+            extra["transfer"] = transfer.transfer(table)
     write_tables(folder, table, keys, {"name": plan.name, "command": command,
                                        "axes": keys, "cells": len(plan.cells),
-                                       "populations": len(plan.populations)})
+                                       "populations": len(plan.populations), **extra})
     images = plots(folder, plan, table) if draw else []
-    reports(folder, plan, table, images, command)
+    reports(folder, plan, table, [*t_images, *images], command, sections)
     return table
