@@ -223,3 +223,10 @@ def test_mup_needs_a_base_width(tmp_path: Path) -> None:
 def test_base_width_must_be_positive(tmp_path: Path) -> None:
     (msg,) = _problems(tmp_path, DOC.replace("base_width: 16", "base_width: 0"))
     assert "bad.yaml:3:" in msg and "model.base_width" in msg
+
+
+def test_residual_nets_refuse_ntk_and_mup(tmp_path: Path) -> None:
+    doc = DOC.replace("base_width: 16}", "base_width: 16, residual: {branch: 1}}")
+    msgs = _problems(tmp_path, doc)
+    assert len(msgs) == 2 and all("plain MLP" in m for m in msgs)
+    assert "bad.yaml:6:" in msgs[0] and "init.1.parametrization" in msgs[0]

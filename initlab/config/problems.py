@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from initlab.config.positions import Found, Loc
 from initlab.errors import BadParameterError, UnknownNameError, suggest
 
-
 # ---------------------------------------------------------------- pydantic -> plain words
 
 TYPE_WORDS = {

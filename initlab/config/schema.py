@@ -41,6 +41,7 @@ from initlab.config.positions import (
     read_text,
 )
 from initlab.config.problems import check_expect, check_names, from_pydantic, kind_of, show_value
+from initlab.config.width import CoordcheckConfig, base_width_key, parametrization_key
 from initlab.errors import ConfigError, Problem, UnknownNameError
 
 __all__ = [  # the public names, some of them from initlab.config.positions
@@ -135,9 +136,7 @@ class ModelConfig(_Strict):
         default=None, description="Normalization of residual nets; null: none.")
     norm_position: Literal["pre", "post"] = Field(
         default="pre", description="pre: x + alpha f(N(x)); post: N(x + alpha f(x)).")
-    base_width: int | None = Field(
-        default=None, ge=1, description="Width where every parametrization equals SP (the "
-        "base shapes of ntk/mup variants, docs/width.md); needed by them.")
+    base_width: int | None = Field(default=None, ge=1, description="Where ntk/mup equal SP.")
 
     @model_validator(mode="after")
     def _one_size(self) -> ModelConfig:
@@ -197,8 +196,7 @@ class Variant(SchemeSpec):
         default=None, description="Residual nets: whether alpha is trained; default: the "
         "scheme's (fixup, rezero: yes).")
     parametrization: Literal["sp", "ntk", "mup"] = Field(
-        default="sp", description="How init, forward multiplier and lr scale with width "
-        "(docs/width.md): sp (standard, the default), ntk, mup (TP5 Table 3).")
+        default="sp", description="Width scaling of init, multiplier, lr (docs/width.md).")
 
 
 class TrainConfig(_Strict):
@@ -235,15 +233,6 @@ class MeasureConfig(_Strict):
     bins: int = Field(default=50, ge=1, description="Histogram bins.")
 
 
-class CoordcheckConfig(_Strict):
-    widths: list[Annotated[int, Field(ge=1)]] | None = Field(
-        default=None, min_length=2, description="Widths of `initlab coordcheck` (--widths).")
-    steps: int = Field(default=3, ge=1, description="Forward passes t = 0..steps-1 (--steps).")
-    expect: list[dict[str, Any]] | None = Field(
-        default=None, description="Checked by `initlab check` on the coordcheck folder: metrics"
-        " slope[t][l], max_slope[t], max_abs_slope[t], max_abs_hidden_slope[t].")
-
-
 def _as_list(init: Any) -> Any:
     return [init] if isinstance(init, str | Mapping) else init
 
@@ -272,8 +261,7 @@ class Config(_Strict):
         " trains the base config and ignores it.")
 
     coordcheck: CoordcheckConfig | None = Field(
-        default=None, description="Widths and steps for `initlab coordcheck` (docs/width.md); "
-        "`initlab run` ignores it.")
+        default=None, description="For `initlab coordcheck` (docs/width.md); run ignores it.")
 
     @field_validator("name")
     @classmethod
@@ -304,14 +292,12 @@ class Config(_Strict):
             "model": {"widths": self.model.hidden_widths,
                       "activation": {"name": act.name, "param": _activation_param(act)},
                       "bias": self.model.bias, **self._residual(),
-                      **({"base_width": self.model.base_width}
-                         if self.model.base_width is not None else {})},
+                      **base_width_key(self.model.base_width)},
             "init": [{"label": v.label, **_filled(v), "bias": _filled(v.bias),
                       "lr": v.lr if v.lr is not None else self.train.lr,
                       **{k: getattr(v, k) for k in ("alpha", "train_alpha")
                          if getattr(v, k) is not None},
-                      **({"parametrization": v.parametrization}
-                         if v.parametrization != "sp" else {})} for v in self.init],
+                      **parametrization_key(v.parametrization)} for v in self.init],
             "train": {**self.train.model_dump(), "loss": self.train.resolve_loss(task)},
             "measure": self.measure.model_dump(),
             "expect": self.expect,
@@ -359,8 +345,7 @@ def default_labels(variants: Sequence[Variant]) -> list[str]:
         label = bases[i]
         if label in taken or bases.count(label) > 1:
             args = {**v.params, **({"lr": v.lr} if v.lr is not None else {}),
-                    **({"parametrization": v.parametrization}
-                       if v.parametrization != "sp" else {})}
+                    **parametrization_key(v.parametrization)}
             if args:
                 label += "(" + ", ".join(f"{k}={show_value(x)}" for k, x in args.items()) + ")"
         n, unique = 2, label
@@ -388,7 +373,6 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     """A resolved config as YAML that `load_config` reads back."""
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)
-
 
 
 # ---------------------------------------------------------------- --set overrides
@@ -454,8 +438,6 @@ def _apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> tuple[set
         done.add(loc)
         _normalize(doc)
     return done, problems
-
-
 
 
 # ---------------------------------------------------------------- load_config

@@ -1,0 +1,28 @@
+"""The config's width-scaling parts (docs/width.md): the `coordcheck:` section and what a
+variant's `parametrization` and `model.base_width` add to the resolved config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CoordcheckConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    widths: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, min_length=2, description="Widths of `initlab coordcheck` (--widths).")
+    steps: int = Field(default=3, ge=1, description="Forward passes t = 0..steps-1 (--steps).")
+    expect: list[dict[str, Any]] | None = Field(
+        default=None, description="Checked by `initlab check` on the coordcheck folder: metrics"
+        " slope[t][l], max_slope[t], max_abs_slope[t], max_abs_hidden_slope[t].")
+
+
+def base_width_key(base_width: int | None) -> dict[str, int]:
+    """{base_width: n} for the resolved model, {} when not given (SP configs keep their hash)."""
+    return {} if base_width is None else {"base_width": base_width}
+
+
+def parametrization_key(name: str) -> dict[str, str]:
+    """{parametrization: name} for a resolved variant, {} for sp (the default)."""
+    return {} if name == "sp" else {"parametrization": name}
