@@ -41,14 +41,14 @@ from initlab.config.positions import (
     read_text,
 )
 from initlab.config.problems import check_expect, check_names, from_pydantic, kind_of, show_value
-from initlab.config.width import CoordcheckConfig, base_width_key, parametrization_key
+from initlab.config.width import CoordcheckConfig, variant_keys, width_keys
 from initlab.errors import ConfigError, Problem, UnknownNameError
 
 __all__ = [  # the public names, some of them from initlab.config.positions
     "LOSS_FOR_TASK", "MAX_DEPTH", "MAX_VALUES", "MERGE", "NAME_RE", "SCALAR_TAGS", "SET",
-    "ActivationSpec", "Config", "CoordcheckConfig", "DataConfig", "Loc", "MeasureConfig",
-    "ModelConfig", "SchemeSpec", "TrainConfig", "Variant", "config_hash", "default_labels",
-    "dump_yaml", "load_config",
+    "ActivationSpec", "Config", "DataConfig", "Loc", "MeasureConfig", "ModelConfig",
+    "SchemeSpec", "TrainConfig", "Variant", "config_hash", "default_labels", "dump_yaml",
+    "load_config",
 ]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -195,8 +195,7 @@ class Variant(SchemeSpec):
     train_alpha: bool | None = Field(
         default=None, description="Residual nets: whether alpha is trained; default: the "
         "scheme's (fixup, rezero: yes).")
-    parametrization: Literal["sp", "ntk", "mup"] = Field(
-        default="sp", description="Width scaling of init, multiplier, lr (docs/width.md).")
+    parametrization: Literal["sp", "ntk", "mup"] = Field("sp", description="scaling, docs/width.md")
 
 
 class TrainConfig(_Strict):
@@ -259,9 +258,7 @@ class Config(_Strict):
     sweep: dict[str, Any] | None = Field(
         default=None, description="A grid for `initlab sweep` (docs/sweep.md); `initlab run`"
         " trains the base config and ignores it.")
-
-    coordcheck: CoordcheckConfig | None = Field(
-        default=None, description="For `initlab coordcheck` (docs/width.md); run ignores it.")
+    coordcheck: CoordcheckConfig | None = Field(None, description="`initlab coordcheck`")
 
     @field_validator("name")
     @classmethod
@@ -291,13 +288,11 @@ class Config(_Strict):
                      "seed": self.data.seed, **self.data.params},
             "model": {"widths": self.model.hidden_widths,
                       "activation": {"name": act.name, "param": _activation_param(act)},
-                      "bias": self.model.bias, **self._residual(),
-                      **base_width_key(self.model.base_width)},
+                      "bias": self.model.bias, **self._residual(), **width_keys(self.model)},
             "init": [{"label": v.label, **_filled(v), "bias": _filled(v.bias),
-                      "lr": v.lr if v.lr is not None else self.train.lr,
+                      "lr": v.lr if v.lr is not None else self.train.lr, **variant_keys(v),
                       **{k: getattr(v, k) for k in ("alpha", "train_alpha")
-                         if getattr(v, k) is not None},
-                      **parametrization_key(v.parametrization)} for v in self.init],
+                         if getattr(v, k) is not None}} for v in self.init],
             "train": {**self.train.model_dump(), "loss": self.train.resolve_loss(task)},
             "measure": self.measure.model_dump(),
             "expect": self.expect,
@@ -344,8 +339,7 @@ def default_labels(variants: Sequence[Variant]) -> list[str]:
             continue
         label = bases[i]
         if label in taken or bases.count(label) > 1:
-            args = {**v.params, **({"lr": v.lr} if v.lr is not None else {}),
-                    **parametrization_key(v.parametrization)}
+            args = {**v.params, **({"lr": v.lr} if v.lr is not None else {}), **variant_keys(v)}
             if args:
                 label += "(" + ", ".join(f"{k}={show_value(x)}" for k, x in args.items()) + ")"
         n, unique = 2, label

@@ -18,11 +18,12 @@ class CoordcheckConfig(BaseModel):
         " slope[t][l], max_slope[t], max_abs_slope[t], max_abs_hidden_slope[t].")
 
 
-def base_width_key(base_width: int | None) -> dict[str, int]:
+def width_keys(model: Any) -> dict[str, int]:
     """{base_width: n} for the resolved model, {} when not given (SP configs keep their hash)."""
-    return {} if base_width is None else {"base_width": base_width}
+    return {} if model.base_width is None else {"base_width": model.base_width}
 
 
-def parametrization_key(name: str) -> dict[str, str]:
-    """{parametrization: name} for a resolved variant, {} for sp (the default)."""
-    return {} if name == "sp" else {"parametrization": name}
+def variant_keys(variant: Any) -> dict[str, str]:
+    """{parametrization: name} for a resolved variant (and its label), {} for sp (the
+    default)."""
+    return {} if variant.parametrization == "sp" else {"parametrization": variant.parametrization}
