@@ -11,6 +11,10 @@ single-thread large-GEMM GFLOP/s of the machine. `initlab` is the trainer with s
 recorded at the configs' default interval (every 10 steps); the time spent recording is
 measured inside that run (`stats_overhead` = recording time / the rest of training).
 
+`make bench` also times `initlab run --workers 1` against `--workers 2` side by side on
+seed_tiny, playground_sweep and medium (benchmarks/workers_bench.py; the machine's core count
+is printed with them).
+
 Loops over members are linear in the number of members: on `playground_sweep` (100 members x
 2000 steps) and `medium` (half its members) the two loop implementations train a subset of the
 members and their time is scaled to all of them (marked "extrapolated" in the JSON).
@@ -512,8 +516,17 @@ def main(argv: list[str] | None = None) -> int:
               f"({res['us_per_block_step']:.0f} us per block and step), whole run "
               f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_bytes'] / 2**20:.0f} MiB, "
               f"ReZero loss {res['rezero_loss'][0]:.3f} -> {res['rezero_loss'][1]:.3f}")
+    from workers_bench import table as workers_table
+    from workers_bench import workers_workload  # beside this script
+
+    # outside the one-thread limit: workers=1 with the BLAS threads a run gets by default
+    par = workers_workload(names=a.only) if not a.only or \
+        {"seed_tiny", "playground_sweep", "medium"} & set(a.only) else None
     print()
     print(table(results))
+    if par:
+        print()
+        print(workers_table(par))
     if mem:
         print(f"\nconfigs/mnist.yaml (synthetic 10,000 x 784 IDX, {mem['epochs']} epoch): "
               f"peak RSS {mem['peak_rss_bytes'] / 2**20:.0f} MiB; population formula "
@@ -526,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {g['target']} | {g['value']} | {'yes' if g['met'] else 'NO'} |")
     out = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "command": "make bench", "machine": info, "gemm_gflops": gemm,
-           "results": results, "mnist_memory": mem, "residual": res, "targets": goals,
+           "results": results, "mnist_memory": mem, "residual": res, "workers": par,
+           "targets": goals,
            "seconds_total": total, "load_average": os.getloadavg()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")

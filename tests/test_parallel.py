@@ -180,3 +180,20 @@ def test_killing_a_run_leaves_no_worker_and_keeps_the_old_results(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
     assert (out / "summary.json").read_text() == '{"kept": true}'  # ... is untouched
+
+
+def test_cli_workers_value(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from initlab.cli import app
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**MIXED, "train": {**MIXED["train"], "epochs": 2}}))
+    runner = CliRunner()
+    bad = runner.invoke(app, ["run", str(path), "--workers", "0", "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "--workers" in bad.output and not (tmp_path / "o").exists()
+    ok = runner.invoke(app, ["run", str(path), "--workers", "2", "-q", "--out",
+                             str(tmp_path / "o")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "o" / "summary.json").is_file()
+    assert parallel.parse_workers("auto") == "auto" and parallel.parse_workers("3") == 3

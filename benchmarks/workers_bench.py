@@ -1,0 +1,90 @@
+"""`initlab run --workers 1` against `--workers 2`, side by side: the training of one run
+(initlab.parallel.run_parallel: set-up, training, the Result; no files) on bench.py's
+seed_tiny, playground_sweep and medium workloads written as configs.
+
+    python benchmarks/workers_bench.py [--repeats R]
+
+Runs alternate (1, 2, 1, 2, ...) so that a drifting machine load hits both alike; the best of
+R is kept for each, and the two Results must be equal (summary numbers bit for bit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from initlab.api import resolve
+from initlab.parallel import cores, run_parallel
+
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "seed_tiny": {  # [2, 2x9, 1] tanh, 512 samples, 100 steps, 32 members
+        "seeds": 32, "data": {"name": "circle", "samples": 512},
+        "model": {"depth": 9, "width": 2, "activation": "tanh"}, "init": ["xavier_normal"],
+        "train": {"lr": 0.1, "epochs": 100}},
+    "playground_sweep": {  # [2, 6, 3, 1] relu, 100 samples, 2000 steps, 4 x 25 members
+        "seeds": 25, "data": {"name": "circle", "samples": 100},
+        "model": {"widths": [6, 3], "activation": "relu"},
+        "init": ["zero", "too_small", "appropriate", "too_large"],
+        "train": {"lr": 0.1, "epochs": 2000}},
+    "medium": {  # [2, 64x9, 1] tanh, 1024 samples, 50 steps, 16 members
+        "seeds": 16, "data": {"name": "circle", "samples": 1024},
+        "model": {"depth": 9, "width": 64, "activation": "tanh"}, "init": ["xavier_normal"],
+        "train": {"lr": 0.1, "epochs": 50}},
+}
+
+
+def _numbers(summary: dict[str, Any]) -> str:
+    s = {k: v for k, v in summary.items() if k != "wall_time_s"}
+    return json.dumps(s, sort_keys=True, default=repr)
+
+
+def workers_workload(repeats: int = 2, names: list[str] | None = None) -> dict[str, Any]:
+    """{"cores": n, "workloads": [{name, members, seconds_1, seconds_2, speedup, same}]}."""
+    rows = []
+    for name, spec in WORKLOADS.items():
+        if names and name not in names:
+            continue
+        cfg = resolve({"name": name, **spec})
+        best = {1: float("inf"), 2: float("inf")}
+        numbers = {}
+        for _ in range(repeats):
+            for n in (1, 2):
+                t = time.perf_counter()
+                r = run_parallel(cfg, n)
+                best[n] = min(best[n], time.perf_counter() - t)
+                numbers[n] = _numbers(r.summary)
+        members = len(cfg["init"]) * int(cfg["seeds"])
+        rows.append({"name": name, "members": members, "seconds_1": best[1],
+                     "seconds_2": best[2], "speedup": best[1] / best[2],
+                     "same": numbers[1] == numbers[2]})
+    return {"cores": cores(), "repeats": repeats, "workloads": rows,
+            "load_average": os.getloadavg()}
+
+
+def table(res: dict[str, Any]) -> str:
+    lines = [f"run --workers 1 vs 2 ({res['cores']} cores, best of {res['repeats']}, "
+             "alternating):", "",
+             "| workload | members | --workers 1 s | --workers 2 s | speed-up | same numbers |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in res["workloads"]:
+        lines.append(f"| {r['name']} | {r['members']} | {r['seconds_1']:.2f} | "
+                     f"{r['seconds_2']:.2f} | {r['speedup']:.2f}x | "
+                     f"{'yes' if r['same'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", nargs="*")
+    a = ap.parse_args(argv)
+    print(table(workers_workload(a.repeats, a.only)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
