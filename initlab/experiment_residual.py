@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from initlab import __version__
+from initlab import __version__, outcomes
 from initlab.diagnosis import Evidence, diagnose
 from initlab.nn.norms import get_norm
 from initlab.nn.residual import ResidualMember, ResidualPopulation, init_residual, member_alpha
@@ -41,13 +41,14 @@ def _nanmean(a: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.asarray(np.nanmean(np.where(np.isfinite(a), a, np.nan), axis=axis))
 
 
-def _curve(curve: np.ndarray) -> dict[str, list[float]]:
+def _curve(curve: np.ndarray, steps: np.ndarray) -> dict[str, list[float]]:
+    """Mean, std, min, max over seeds at <= CURVE_POINTS points; `steps`: optimizer steps."""
     E = curve.shape[0]
     idx = np.unique(np.linspace(0, E - 1, min(E, CURVE_POINTS)).round().astype(int))
     c = np.where(np.isfinite(curve[idx]), curve[idx], np.nan)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {"steps": idx.tolist(), "mean": np.nanmean(c, 1).tolist(),
+        return {"steps": np.asarray(steps)[idx].tolist(), "mean": np.nanmean(c, 1).tolist(),
                 "std": np.nanstd(c, 1).tolist(), "min": np.nanmin(c, 1).tolist(),
                 "max": np.nanmax(c, 1).tolist()}
 
@@ -154,13 +155,20 @@ def _layers(h: History, rows: np.ndarray, r: int, theory: np.ndarray | None, L: 
 
 
 def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.ndarray,
-             theory: np.ndarray, L: int, widths: tuple[int, int]) -> dict[str, Any]:
+             theory: np.ndarray, L: int, widths: tuple[int, int],
+             loss_steps: np.ndarray) -> dict[str, Any]:
     from initlab.diagnosis import sentence
 
     label, spec = s.labels[v], s.variants[v]
     R = len(h.stat_steps) - 1
     dsteps = h.diverged_step[rows]
     losses = h.loss[:, rows]
+    measured = outcomes.per_seed(losses, loss_steps)
+    with np.errstate(all="ignore"):
+        over_init = np.asarray(measured["final_loss_tail"], dtype=float) / losses[0]
+    drop_median = outcomes.median_steps(measured["steps_to_drop"])
+    tail_median = outcomes.median_finite(measured["final_loss_tail"])
+    over = outcomes.median_finite(over_init.tolist())
     r = residual_evidence(label, s, h, rows, L)
     g0 = _nanmean(h.stats["grad_var"][0, rows])
     with np.errstate(all="ignore"):  # the stream's: dL/dx_0 against dL/dx_L (0/0 with a zero
@@ -174,7 +182,11 @@ def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.n
         saturated=float(np.mean(h.stats["saturated"][0, rows, 1:L + 1])),
         dead=float(np.mean(h.stats["dead"][R, rows, 1:L + 1])),
         loss_init=float(_nanmean(losses[0])), loss_final=float(_nanmean(h.final_loss[rows])),
-        epochs=int(s.cfg["train"].get("epochs", 0)))
+        epochs=int(s.cfg["train"].get("epochs", 0)), steps=int(h.steps),
+        steps_to_drop=drop_median,
+        loss_tail=math.nan if tail_median is None else float(tail_median),
+        tail_over_init=math.nan if over is None else float(over),
+        delayed_seeds=sum(measured["delayed"]))
     found = residual_diagnoses(diagnose(ev), r, L)
     fallback = sentence(ev, [f for f in found if f not in ("identity_at_init",
                                                             "branch_downscaled")] or ["healthy"])
@@ -191,7 +203,11 @@ def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.n
         "final_accuracy": acc[rows].tolist() if acc is not None else None,
         "diverged": (dsteps >= 0).tolist(),
         "diverged_step": [int(d) if d >= 0 else None for d in dsteps],
-        "loss_curve": _curve(losses), "diagnosis": found[0], "diagnoses": found,
+        "steps_to_drop": measured["steps_to_drop"],
+        "final_loss_tail": measured["final_loss_tail"],
+        "steps_to_drop_median": drop_median, "final_loss_tail_median": tail_median,
+        "delayed": measured["delayed"],
+        "loss_curve": _curve(losses, loss_steps), "diagnosis": found[0], "diagnoses": found,
         "sentence": residual_sentence(found[0], r, L, _loss_phrase(ev), fallback,
                                       growth_per_block(theory)),
         "act_ratio": ev.act_ratio, "per_layer_gain": r["gain"], "grad_ratio": ev.grad_ratio,
@@ -262,10 +278,13 @@ def run_residual(s: Any, progress: Progress | None = None) -> Result:
     shuffle = [member_rngs(m.seed)[1] for m in s.members]
     with np.errstate(all="ignore"):
         h = train_residual(pop, x, y, schedule, s.lr, bins, shuffle, progress)
+    epochs = np.arange(h.loss.shape[0])
+    full = schedule.batch_size is None or schedule.batch_size >= len(x)
+    loss_steps = epochs * (1 if full else math.ceil(len(x) / int(schedule.batch_size or 1)))
     variants = [_variant(s, h, pop0, v, np.flatnonzero(member_variant == v), theory[v], L,
-                         (width, n_out)) for v in range(V)]
+                         (width, n_out), loss_steps) for v in range(V)]
     arrays: dict[str, np.ndarray] = {
-        "loss": h.loss, "loss_steps": np.arange(h.loss.shape[0]),
+        "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory,
@@ -283,5 +302,6 @@ def run_residual(s: Any, progress: Progress | None = None) -> Result:
                      "norm_position": model.get("norm_position") or "pre",
                      "entries": "input projection, blocks 1..L, readout"},
         "wall_time_s": round(time.perf_counter() - t0, 3), "variants": variants,
+        "comparisons": outcomes.comparisons(variants),
     }
     return Result(config=dict(cfg), summary=summary, arrays=arrays)

@@ -153,8 +153,13 @@ def test_bad_norm_names_are_positioned_with_a_suggestion(tmp_path: Path) -> None
 # ---------------------------------------------------------------- shipped configs, reduced
 
 def test_fixup_config_reduced() -> None:
-    s = _by_label(initlab.run(load_config(CONFIGS / "fixup.yaml", overrides=[
-        "seeds=1", "model.depth=40", "train.epochs=2"])).summary)
+    summary = initlab.run(load_config(CONFIGS / "fixup.yaml", overrides=[
+        "seeds=1", "model.depth=40", "train.epochs=2"])).summary
+    s = _by_label(summary)
+    assert [c["variant"] for c in summary["comparisons"]] == ["fixup", "rezero"]
+    for v in s.values():  # the outcome measures of issue 18, in optimizer steps
+        assert v["loss_curve"]["steps"] == [0, 8, 16] and len(v["final_loss_tail"]) == 1
+        assert "no training" not in v["sentence"]
     assert s["he"]["diagnosis"] in ("exploding", "diverged")
     assert s["he"]["stream_ratio"] > 1e8
     for label in ("fixup", "rezero"):
