@@ -58,6 +58,11 @@ class InitlabError(Exception):
 
     exit_code = 2
 
+    def __init__(self, *args: object, exit_code: int | None = None):
+        super().__init__(*args)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
 
 class ConfigError(InitlabError):
     """Every problem found in one config (all at once, not just the first)."""
@@ -103,3 +108,8 @@ class MissingDependencyError(InitlabError):
 
 class DataUnavailableError(InitlabError):
     """A dataset that must be downloaded cannot be reached or fails verification."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread of a command so that it cleans up as after Ctrl-C
+    (temporary folders removed, workers stopped); the command exits 143 instead of 130."""

@@ -22,7 +22,10 @@ Symbols (all from the resolved config and the data set's shape):
                                      histograms: the recorder's lists, the stacked arrays and
                                      the arrays.npz buffer
     curves      = 3 x 8 (epochs + 1) M       the loss curve, the same three times
-    data        = 2 x 8 N (n_0 + y columns)  the float64 set and its copy in the run's dtype
+    data        = 2 x 8 N (n_0 + y columns) + generation
+                                         the float64 set and its copy in the run's dtype, and
+                                         what generating it takes (`generation_bytes`: a
+                                         teacher's own net; checked before it is generated)
     boundary    = 2 V G² A s             the decision-boundary grid (2-D binary data only)
     base        = 200 MB                 Python, NumPy, matplotlib
 
@@ -55,6 +58,7 @@ from initlab.nn.residual import residual_memory_bytes
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
+GENERATION_CHECKED = 50 * 10**6  # data sets that take more to generate are checked first
 BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
@@ -162,7 +166,37 @@ def _samples_of(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any], int]:
     return name, spec, int(n if n is not None else FULL_LOAD_SAMPLES)
 
 
-def data_shape(cfg: Mapping[str, Any], source: str | None = None) -> DataShape:
+def _count(value: Any, default: int) -> int:
+    """A size parameter as a positive int for the estimate (bad values: `default`; the data
+    set's own checks report them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return max(int(value), 1)
+
+
+def generation_bytes(spec: Mapping[str, Any], samples: int) -> int:
+    """Upper bound of the memory generating `samples` rows of a data set takes, from its
+    parameters alone (before anything is generated). A teacher builds its own net layer by
+    layer: for each layer its weights twice (the draw and the scaled copy), the layer's input
+    and three (N, fan_out) arrays: 8 max_l [2 n_{l-1} n_l + N (n_{l-1} + 3 n_l)] bytes, plus x.
+    linear_chain: x and two columns; the other sets are at most 2-D or of fixed size."""
+    name = str(spec.get("name"))
+    N = samples
+    if name == "teacher":
+        n_in = _count(spec.get("n_in", 10), 10)
+        hidden = spec.get("hidden", [32, 32])
+        widths = [hidden] if not isinstance(hidden, list | tuple) else list(hidden)
+        sizes = [n_in, *[_count(w, 1) for w in widths],
+                 max(_count(spec.get("n_out", 1), 1), _count(spec.get("n_classes") or 2, 2))]
+        peak = max(2 * a * b + N * (a + 3 * b) for a, b in itertools.pairwise(sizes))
+        return 8 * (peak + N * n_in)
+    if name == "linear_chain":
+        return 8 * N * (_count(spec.get("dim", 2), 2) + 3)
+    return 8 * N * 16
+
+
+def data_shape(cfg: Mapping[str, Any], source: str | None = None,
+               limit: int | None = None) -> DataShape:
     """The data set's size and the net's input/output widths, without loading a large set.
     Bad data parameters become a ConfigError at `source` (the config file)."""
     from initlab import experiment
@@ -175,6 +209,14 @@ def data_shape(cfg: Mapping[str, Any], source: str | None = None) -> DataShape:
             return DataShape(name, n, 784, 10, 1, "multiclass", loss, "none")
         # digits is small whatever `samples` says (and checks it against its 1797 rows)
         loaded = "full" if n <= FULL_LOAD_SAMPLES or name == "digits" else "probe"
+        gen = generation_bytes(spec, n if loaded == "full" else PROBE_SAMPLES)
+        if limit is not None and gen > GENERATION_CHECKED and BASE_BYTES + gen > limit:
+            raise ResourceError([Problem(  # refused before the data set is generated
+                    f"generating the data set needs about {format_size(gen)} (and "
+                    f"{format_size(BASE_BYTES)} for Python), more than the limit "
+                    f"({format_size(limit)}); nothing was allocated", "data", source,
+                    expected="smaller data parameters (samples, n_in, hidden, dim) or a higher "
+                    "--max-memory")])
         probe = dict(cfg)
         if loaded == "probe":
             probe["data"] = {**spec, "samples": PROBE_SAMPLES}
@@ -182,8 +224,8 @@ def data_shape(cfg: Mapping[str, Any], source: str | None = None) -> DataShape:
         loss = experiment._loss_for(cfg, ds).name
     except (UnknownNameError, BadParameterError) as e:
         raise ConfigError([Problem(str(e), "data", source)]) from None
-    except ConfigError as e:
-        raise ConfigError([p if p.file else Problem(p.message, p.path, source, p.line, p.col,
+    except ConfigError as e:  # a ResourceError stays one
+        raise type(e)([p if p.file else Problem(p.message, p.path, source, p.line, p.col,
                                                     p.expected, p.suggestion)
                            for p in e.problems]) from None
     except (TypeError, ValueError) as e:
@@ -299,7 +341,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
         "snapshots": 2 * M * P * s + 3 * M * B_eff * n_max * 8,
         "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
         "curves": COPIES * 8 * (E + 1) * M,
-        "data": 2 * 8 * N * (shape.n_in + shape.y_cols),
+        "data": 2 * 8 * N * (shape.n_in + shape.y_cols) + generation_bytes(cfg["data"], N),
         "boundary": (2 * V * BOUNDARY_POINTS * A * s  # residual nets draw no boundary
                      if shape.n_in == 2 and shape.task == "binary" and not residual else 0),
         "base": BASE_BYTES,
@@ -342,5 +384,6 @@ def guard(cfg: Mapping[str, Any], max_memory: int | None = None,
           source: str | None = None) -> Plan:
     """The plan of a resolved config, refused up front (ResourceError, exit 2) when it needs
     more memory than `max_memory` bytes or, without it, than the machine has available."""
-    plan = estimate(cfg, data_shape(cfg, source))
+    room = max_memory if max_memory is not None else available_memory()
+    plan = estimate(cfg, data_shape(cfg, source, room))
     return check(plan, max_memory, source)

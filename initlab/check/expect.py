@@ -288,9 +288,10 @@ def equal(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> bool:
     x, y = _number(a), _number(b)
     if math.isnan(x) or math.isnan(y):
         return math.isnan(x) and math.isnan(y)
-    if math.isinf(x) or math.isinf(y):
+    if math.isinf(x) or math.isinf(y) or x == y:
         return x == y
-    return abs(x - y) <= atol + rtol * abs(y)
+    # rtol x 0 is 0 (not NaN when rtol is inf): against 0 only atol counts
+    return abs(x - y) <= atol + (rtol * abs(y) if y != 0 else 0.0)
 
 
 def flatten(variant: Mapping[str, Any]) -> dict[str, Any]:

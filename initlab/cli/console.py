@@ -2,7 +2,8 @@
 `reporting`, the one place where errors become exit codes.
 
 Exit codes: 0 success; 1 a run finished but something it checks failed; 2 bad input (config,
-command line, unknown names); 3 results not found; 130 interrupted.
+command line, unknown names, an output that cannot be written); 3 results not found or
+unreadable; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM: cleaned up as after Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from initlab import __version__
-from initlab.errors import BadParameterError, ConfigError, InitlabError, UnknownNameError
+from initlab.errors import (
+    BadParameterError,
+    ConfigError,
+    InitlabError,
+    Terminated,
+    UnknownNameError,
+)
 
 app = typer.Typer(
     name="initlab",
@@ -50,6 +57,26 @@ def _main(
 
 
 @contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, so a
+    terminated command cleans up as an interrupted one does."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
 def reporting(debug: bool) -> Iterator[None]:
     """Turn initlab's errors into one line each on stderr and an exit code; no traceback
     unless --debug. NumPy floating-point warnings are silenced: faults (overflow, NaN) are
@@ -57,7 +84,7 @@ def reporting(debug: bool) -> Iterator[None]:
     import numpy as np
 
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), sigterm_interrupts():
             yield
     except ConfigError as e:
         if debug:
@@ -75,11 +102,18 @@ def reporting(debug: bool) -> Iterator[None]:
             raise
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
-        err.print("interrupted: nothing was replaced; earlier results are intact")
-        raise typer.Exit(130) from None
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        err.print(f"{what}: nothing was replaced; earlier results are intact", markup=False)
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+    except OSError as e:  # a write that failed (disk full, read-only, a file on the path)
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"error: {where}{e.strerror or e}", markup=False)
+        raise typer.Exit(2) from None
 
 
 def _fmt(x: Any) -> str:

@@ -44,7 +44,7 @@ def run(
     from initlab.config.schema import load_config
     from initlab.parallel import parse_workers, run_parallel
     from initlab.report.render import write_result
-    from initlab.results.folder import json_safe
+    from initlab.results.folder import OutputError, json_safe, preflight
 
     try:
         n_workers = parse_workers(workers)
@@ -66,6 +66,7 @@ def run(
             out.print("dry run: nothing trained or written", markup=False)
             return
         target = out_dir if out_dir is not None else Path("results") / resolved["name"]
+        preflight(target)  # writable, not a sweep's folder: refused now, not after training
         # refreshed from the progress callback, not by a thread of its own: worker processes
         # then start by fork (milliseconds) instead of a forkserver (initlab.sweep.execute.executor)
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
@@ -83,7 +84,11 @@ def run(
 
             result = run_parallel(resolved, n_workers, progress)
         result.summary = json_safe(result.summary)
-        written = write_result(result, target, animate=animate)
+        try:
+            written = write_result(result, target, animate=animate)
+        except OSError as e:
+            raise OutputError(f"{target}: cannot write the results: {e.strerror or e}; they "
+                              "were not kept (an earlier result there is intact)") from None
     if not quiet:
         out.print(summary_table(result.summary))
         for v in result.summary["variants"]:

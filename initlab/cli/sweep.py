@@ -50,12 +50,17 @@ def sweep(
         "--out", help="Results folder (default: results/<name>/).")] = None,
     cell_plots: Annotated[bool, typer.Option(
         "--cell-plots", help="Draw each cell's own figures too (slower).")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", metavar="SIZE", help="Refuse a sweep whose largest population is "
+        "estimated to need more than SIZE (e.g. 2GB) instead of the memory available now.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run every cell of a grid; cells that differ only in init, seed or lr train together."""
+    from initlab import resources
+    from initlab.errors import Terminated
     from initlab.resources import format_size
-    from initlab.results.folder import atomic_write_text, dumps_json
+    from initlab.results.folder import OutputError, atomic_write_text, dumps_json, preflight
     from initlab.sweep import execute as sw
     from initlab.sweep import report as sweep_report
 
@@ -65,12 +70,20 @@ def sweep(
         raise typer.BadParameter("needs --backend dask", param_hint="--address")
     command = shlex.join(["initlab", "sweep", *sys.argv[2:]]) if len(sys.argv) > 1 and \
         sys.argv[1] == "sweep" else shlex.join(["initlab", "sweep", config])
+    limit = None
+    if max_memory is not None:
+        try:
+            limit = resources.parse_size(max_memory)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--max-memory") from None
     with reporting(debug):
-        plan = sw.make_plan(config, grid or (), set_ or (), memory=dry_run)
+        plan = sw.make_plan(config, grid or (), set_ or ())
+        sw.guard(plan, limit)  # every population fits, or nothing runs (exit 2)
         target = out_dir if out_dir is not None else Path("results") / plan.name
         if dry_run:
             _print_plan(plan, target, format_size)
             return
+        preflight(target, writer="sweep")  # writable, not a run's folder
         failed = 0
         outcomes: dict[str, sw.Outcome] = {}
         with sw.lock(target):
@@ -93,14 +106,21 @@ def sweep(
                             failed += 1
                             err.print(f"cell {o.cell.id} failed: {o.error}", markup=False)
                     elapsed = time.perf_counter() - t0
-            except KeyboardInterrupt:
-                err.print(f"interrupted: finished cells are kept in {target}/cells; run the same "
+            except KeyboardInterrupt as e:
+                what = "terminated" if isinstance(e, Terminated) else "interrupted"
+                err.print(f"{what}: finished cells are kept in {target}/cells; run the same "
                           "command again to do the rest", markup=False)
-                raise typer.Exit(130) from None
-            table = sweep_report.write_all(target, plan, outcomes, command)
-            atomic_write_text(target / "failures.json", dumps_json(
-                [{"cell": o.cell.id, "values": o.cell.values, "error": o.error}
-                 for o in outcomes.values() if o.status == "failed"]))
+                raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+            try:
+                atomic_write_text(target / "failures.json", dumps_json(
+                    [{"cell": o.cell.id, "values": o.cell.values, "error": o.error}
+                     for o in outcomes.values() if o.status == "failed"]))
+                table = sweep_report.write_all(target, plan, outcomes, command)
+            except OSError as e:
+                raise OutputError(f"{target}: cannot write the sweep's tables and report: "
+                                  f"{e.strerror or e}; the {counts['done']} finished cells are "
+                                  f"kept in {target}/cells; rerun to write the report",
+                                  exit_code=1) from None
     if not quiet:
         _print_table(plan, table)
     err.print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped "

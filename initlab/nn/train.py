@@ -240,12 +240,16 @@ def train(
         # after training: statistics on the measurement batch, loss on all the data
         trace: Trace = forward(pop, x_meas, ws=ws)  # the step buffers: no fresh pages
         l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
-        record_stats(rec, step, pop, trace, backward(pop, trace, dout, ws=ws), bins,
-                     population=members)
+        grads = backward(pop, trace, dout, ws=ws)
+        record_stats(rec, step, pop, trace, grads, bins, population=members)
         if full:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)
         else:
             final_loss, final_acc = evaluate(pop, x, y, loss, chunk)
+        # non-finite after the last update (or at init, with 0 epochs): diverged at this step
+        bad = alive & ~(np.isfinite(final_loss) & np.isfinite(l_meas)
+                        & _finite_per_member(grads.params))
+        diverged_step[bad] = step
         if full or E == 0:
             curve[E] = final_loss  # full batch: curve[e] is the loss after e updates
     stat_steps, stats, hist_h, hist_dz = rec.arrays()

@@ -61,7 +61,15 @@ class ResultsNotFoundError(InitlabError):
 
 
 class NotAResultsFolderError(InitlabError):
-    """Refusal to replace a folder that initlab did not write (it would be deleted)."""
+    """Refusal to replace a folder that initlab did not write (it would be deleted), or a
+    folder of the other kind (a run's folder as a sweep's target, or the reverse)."""
+
+
+class OutputError(InitlabError):
+    """An output path that cannot be written (checked before training; exit 2)."""
+
+
+SWEEP_MARKERS = ("sweep.yaml", "cells")  # what only a sweep's folder holds
 
 
 @dataclass
@@ -245,8 +253,14 @@ def versions() -> dict[str, str]:
 
 
 def _siblings(out_dir: Path, kind: str) -> list[Path]:
-    """`.<name>.<kind>-*` folders beside out_dir, oldest first."""
-    found = [p for p in out_dir.parent.glob(f".{out_dir.name}.{kind}-*") if p.is_dir()]
+    """`.<name>.<kind>-*` folders beside out_dir, oldest first. The name is matched as a plain
+    prefix, never as a glob pattern: `--out 'results/*'` must not match `.kr.old-...`."""
+    prefix = f".{out_dir.name}.{kind}-"
+    try:
+        entries = list(out_dir.parent.iterdir())
+    except OSError:
+        return []
+    found = [p for p in entries if p.name.startswith(prefix) and p.is_dir()]
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
@@ -332,10 +346,61 @@ def write_result(result: Result, out_dir: str | Path, *, render: Render | None =
     return out_dir
 
 
+def folder_kind(folder: str | Path) -> str:
+    """What is at `folder`: missing, file, empty, run (a run's results), sweep (a sweep's
+    folder: sweep.yaml or cells/) or other (files initlab did not write)."""
+    folder = Path(folder)
+    try:
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return "file"
+        if not folder.exists():
+            return "missing"
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return "other"
+    if not names:
+        return "empty"
+    if any(m in names for m in SWEEP_MARKERS):
+        return "sweep"
+    return "run" if SUMMARY_FILE in names else "other"
+
+
+def _refusal(folder: Path, kind: str, writer: str) -> str:
+    what = {"sweep": "a sweep's results folder (sweep.yaml, cells/)",
+            "run": f"a run's results folder ({SUMMARY_FILE}, {ARRAYS_FILE})",
+            "other": f"not an initlab results folder (no {SUMMARY_FILE})",
+            "file": "a file, not a folder"}[kind]
+    return f"{folder}: {what}; `initlab {writer}` will not replace or mix into it; choose " \
+        "another --out"
+
+
+def preflight(out_dir: str | Path, *, writer: str = "run") -> Path:
+    """Before any training: `out_dir` can be written by `writer` ("run" or "sweep"). Its
+    parents are created, a probe folder is made and removed beside (run) or inside (sweep) it,
+    so an unwritable place, a file on the path or a name too long fail now, in one line
+    (OutputError, exit 2); a folder of the other kind is refused (NotAResultsFolderError)."""
+    out_dir = Path(os.path.abspath(out_dir))
+    kind = folder_kind(out_dir)
+    if (writer == "run" and kind in ("sweep", "other", "file")) or \
+            (writer == "sweep" and kind in ("run", "file")):
+        raise NotAResultsFolderError(_refusal(out_dir, kind, writer))
+    where = out_dir if writer == "sweep" else out_dir.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=where)
+        os.rmdir(probe)
+    except OSError as e:
+        raise OutputError(f"{out_dir}: cannot write results here: "
+                          f"{e.strerror or e}; choose another --out") from None
+    return out_dir
+
+
 def _check_replaceable(out_dir: Path) -> None:
-    """Only an empty folder or one with a summary.json (a results folder) may be replaced."""
+    """Only an empty folder or a run's results folder may be replaced."""
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise NotAResultsFolderError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if folder_kind(out_dir) == "sweep":
+        raise NotAResultsFolderError(_refusal(out_dir, "sweep", "run"))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / SUMMARY_FILE).is_file():
         raise NotAResultsFolderError(
             f"{out_dir}: not an initlab results folder (no {SUMMARY_FILE}); refusing to replace "

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab.errors import InitlabError
+from initlab.sweep.lock import (  # re-exported
+    _HELD_LOCKS,
+    BLAS_VARS,
+    SweepBusyError,
+    limit_threads,
+    lock,
+    worker_init,
+)
 from initlab.sweep.plan import (  # re-exported: initlab.sweep.execute was one module
     GRID,
     RESULTS_FORMAT,
@@ -43,12 +50,11 @@ from initlab.sweep.plan import (  # re-exported: initlab.sweep.execute was one m
 __all__ = [
     "BLAS_VARS", "GRID", "RESULTS_FORMAT", "Axis", "Cell", "CellError", "InlineExecutor",
     "Outcome", "Plan", "Population", "SweepBusyError", "cell_id", "estimate_memory", "executor",
-    "finished", "group", "group_key", "limit_threads", "lock", "make_plan", "merge",
-    "parse_grid", "parse_section", "run_plan", "run_population", "split", "task_of",
+    "finished", "group", "group_key", "guard", "limit_threads", "local_pool", "lock",
+    "make_plan", "merge", "parse_grid", "parse_section", "run_plan", "run_population", "split",
+    "stop", "task_of", "worker_init",
 ]
 
-BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 MEMBER_AXIS = {"loss": 1, "hist_h": 1, "hist_dz": 1}  # + every stat_*: (R, M, L)
 VARIANT_AXIS = {"theory_act_var": 0, "boundary": 0, "boundary_frames": 1}
 SHARED = {"loss_steps", "loss_epochs", "stat_steps", "hist_h_edges", "hist_dz_edges",
@@ -60,29 +66,7 @@ class CellError(RuntimeError):
     """A population that failed in a worker, with the original error as text."""
 
 
-class SweepBusyError(InitlabError):
-    """Another sweep holds the lock of this results folder."""
-
-    exit_code = 1
-
-
 # ---------------------------------------------------------------- the worker side
-
-
-def limit_threads(threads: int = 1) -> None:
-    """At most `threads` BLAS threads in this process (run in every local worker)."""
-    for var in BLAS_VARS:
-        os.environ[var] = str(threads)
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads)
-
-
-def _init_worker(threads: int, initializer: Callable[..., None] | None,
-                 initargs: tuple[Any, ...]) -> None:
-    limit_threads(threads)
-    if initializer is not None:
-        initializer(*initargs)
 
 
 @contextlib.contextmanager
@@ -248,6 +232,22 @@ def executor(backend: str = "local", workers: int | None = None,
     if workers == 0:
         yield InlineExecutor()
         return
+    pool = local_pool(workers, threads, initializer, initargs)
+    try:
+        with _blas_env(threads):
+            yield pool
+    except BaseException:
+        stop(pool)  # interrupted or failed: do not wait for the running populations
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def local_pool(workers: int | None, threads: int = 1,
+               initializer: Callable[..., None] | None = None,
+               initargs: tuple[Any, ...] = ()) -> cf.ProcessPoolExecutor:
+    """A process pool whose workers die with this driver and never hold its locks; each runs
+    at most `threads` BLAS threads, then `initializer(*initargs)`."""
     import multiprocessing as mp
     import threading
 
@@ -258,17 +258,45 @@ def executor(backend: str = "local", workers: int | None = None,
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["initlab.sweep.execute", "initlab.experiment"])
-    pool = cf.ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1),
-                                  mp_context=ctx, initializer=_init_worker,
-                                  initargs=(threads, initializer, initargs))
-    try:
-        with _blas_env(threads):
-            yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    inherited = tuple(sorted(_HELD_LOCKS)) if method == "fork" else ()
+    return cf.ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1),
+                                  mp_context=ctx, initializer=worker_init,
+                                  initargs=(os.getpid(), inherited, threads, initializer,
+                                            initargs))
+
+
+def stop(pool: cf.Executor) -> None:
+    """Kill a local pool's workers now (their populations are lost; nothing was written)."""
+    procs = getattr(pool, "_processes", None) or {}
+    for proc in list(procs.values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ---------------------------------------------------------------- driver
+
+
+def guard(plan: Plan, max_memory: int | None = None) -> None:
+    """The memory guard of `initlab run` for every population of the plan, before anything
+    runs: each population's estimate (`resources.estimate`, stored as `memory_bytes`) must fit
+    `max_memory` bytes or, without it, the memory available now; else ResourceError (exit 2)
+    naming the population and its cells."""
+    from initlab import resources
+    from initlab.errors import Problem
+
+    for i, pop in enumerate(plan.populations, 1):
+        try:
+            pop.memory_bytes = resources.guard(pop.config, max_memory, plan.source).total
+        except resources.ResourceError as e:
+            where = f"population {i} of {len(plan.populations)} ({len(pop.cells)} cells: " + \
+                ", ".join(f"{k}={json.dumps(v, default=str)}"
+                          for k, v in pop.cells[0].values.items()) + \
+                (", ..." if len(pop.cells) > 1 else "") + ")"
+            raise resources.ResourceError(
+                [Problem(p.message, where, p.file, p.line, p.col, p.expected, p.suggestion)
+                 for p in e.problems]) from None
 
 
 @dataclass
@@ -291,29 +319,8 @@ def finished(folder: Path) -> bool:
         isinstance(s.get("variants"), list)
 
 
-@contextlib.contextmanager
-def lock(folder: Path) -> Iterator[None]:
-    """Exclusive lock on folder/.sweep.lock; SweepBusyError if another sweep holds it."""
-    import fcntl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".sweep.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            who = f.read().strip() or "another process"
-            raise SweepBusyError(f"{folder}: another sweep is writing here ({who}); wait for it "
-                                 "to finish or choose another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            f.truncate(0)
-            fcntl.flock(f, fcntl.LOCK_UN)
+DIED = ("its worker process died (killed from outside, e.g. by the out-of-memory killer); "
+        "the other cells went on")
 
 
 def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int | None = None,
@@ -321,7 +328,13 @@ def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int 
              cell_plots: bool = False) -> Iterator[Outcome]:
     """Run every unfinished cell; yield an Outcome per cell as it completes. The caller holds
     the lock. Finished cells are skipped (unless `force`), failures are recorded and the rest
-    go on (unless `fail_fast`). Each cell's folder is written as soon as its population ends."""
+    go on (unless `fail_fast`). Each cell's folder is written as soon as its population ends.
+
+    A local worker that dies (SIGKILL, the OOM killer) breaks its process pool, and every
+    population running in it fails with BrokenProcessPool. Those populations are suspects: a
+    fresh pool runs them again one at a time, so a death then names its population. A
+    population that dies alone is split into its cells, and a cell that dies alone fails; the
+    other cells finish."""
     from initlab.report.render import write_result
 
     cells_dir = out_dir / "cells"
@@ -335,43 +348,95 @@ def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int 
         return
     by_id = {c.id: c for c in todo}
     queue = group(todo)
+    suspects: list[Population] = []  # their worker died beside others: run each alone
     t0 = time.perf_counter()
+
+    def failed(pop: Population, error: str) -> Iterator[Outcome]:
+        for c in pop.cells:
+            yield Outcome(c, "failed", error, time.perf_counter() - t0)
 
     def handle(pop: Population, parts: Any, e: BaseException | None) -> Iterator[Outcome]:
         """Outcomes of one finished population; a failed one with several cells is queued
         again cell by cell (one bad cell must not fail its population mates)."""
         if e is None:
             for cid, result in parts:
-                write_result(result, cells_dir / cid, plots=cell_plots)
+                try:
+                    write_result(result, cells_dir / cid, plots=cell_plots)
+                except Exception as x:  # a cell whose files cannot be written fails alone
+                    yield Outcome(by_id[cid], "failed", f"cannot write its results: "
+                                  f"{type(x).__name__}: {x}", time.perf_counter() - t0)
+                    continue
                 yield Outcome(by_id[cid], "done", None, time.perf_counter() - t0)
         elif len(pop.cells) > 1 and not fail_fast:
             queue.extend(merge([c]) for c in pop.cells)
         else:
-            error = str(e) if isinstance(e, CellError) else f"{type(e).__name__}: {e}"
-            for c in pop.cells:
-                yield Outcome(c, "failed", error, time.perf_counter() - t0)
+            yield from failed(pop, str(e) if isinstance(e, CellError) else
+                              f"{type(e).__name__}: {e}")
 
-    with executor(backend, workers, address) as ex:
-        # a pool gets every population at once; inline, submitting runs the population, so one
-        # at a time: its outcomes (and files) come before the next one starts
-        in_flight = 1 if isinstance(ex, InlineExecutor) else math.inf
-        futures: dict[cf.Future[Any], Population] = {}
+    def died(pop: Population, alone: bool) -> Iterator[Outcome]:
+        if not alone and not fail_fast:
+            suspects.append(pop)
+        elif len(pop.cells) > 1 and not fail_fast:
+            suspects.extend(merge([c]) for c in pop.cells)
+        else:
+            yield from failed(pop, DIED)
+
+    with contextlib.ExitStack() as stack:
+        ex = stack.enter_context(executor(backend, workers, address))
+        renewable = isinstance(ex, cf.ProcessPoolExecutor)
+        # a pool gets as many populations as it has workers (so every one in flight is running
+        # when a worker dies); inline, submitting runs the population, so one at a time: its
+        # outcomes (and files) come before the next one starts; Dask schedules them all
+        size = max(1, workers or os.cpu_count() or 1)
+        in_flight = 1 if isinstance(ex, InlineExecutor) else size if renewable else math.inf
+        futures: dict[cf.Future[Any], tuple[Population, bool]] = {}
+        broken = False
+
+        def submit(pop: Population, alone: bool, source: list[Population]) -> None:
+            nonlocal broken
+            try:
+                futures[ex.submit(run_population, task_of(pop))] = (pop, alone)
+            except cf.process.BrokenProcessPool:
+                broken = True
+                source.insert(0, pop)  # it never ran
+
         try:
-            while queue or futures:
-                while queue and len(futures) < in_flight:
-                    pop = queue.pop(0)
-                    futures[ex.submit(run_population, task_of(pop))] = pop
-                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    pop = futures.pop(fut)
-                    try:
-                        parts, error = fut.result(), None
-                    except Exception as e:
-                        parts, error = None, e
-                    for o in handle(pop, parts, error):
-                        yield o
-                        if o.status == "failed" and fail_fast:
-                            return
+            while queue or suspects or futures:
+                if not broken:
+                    if suspects:
+                        if not futures:
+                            submit(suspects.pop(0), True, suspects)
+                    else:
+                        while queue and len(futures) < in_flight and not broken:
+                            submit(queue.pop(0), False, queue)
+                if futures:
+                    done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        pop, alone = futures.pop(fut)
+                        try:
+                            parts, error = fut.result(), None
+                        except cf.process.BrokenProcessPool:
+                            broken = True
+                            outcomes = list(died(pop, alone))
+                        except Exception as e:
+                            outcomes = list(handle(pop, None, e))
+                        else:
+                            outcomes = handle(pop, parts, error)  # type: ignore[assignment]
+                        for o in outcomes:
+                            yield o
+                            if o.status == "failed" and fail_fast:
+                                return
+                if broken and not futures:
+                    if not renewable:
+                        raise RuntimeError("the executor broke")  # pragma: no cover
+                    ex.shutdown(wait=True)
+                    ex = local_pool(size)
+                    stack.callback(ex.shutdown, wait=True, cancel_futures=True)
+                    broken = False
+        except BaseException:
+            if renewable:
+                stop(ex)
+            raise
         finally:
             for f in futures:
                 f.cancel()

@@ -37,204 +37,28 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from initlab.config.positions import SET, line_col
+from initlab.config.positions import SET, YamlReader, line_col, read_text
 from initlab.errors import ConfigError, Problem
+from initlab.sweep.grid import (  # re-exported: the grid was part of this module
+    GRID,
+    MAX_CELLS,
+    Axis,
+    _node_at,
+    _range,
+    canonical,
+    parse_grid,
+    parse_section,
+    unique,
+)
 
 RESULTS_FORMAT = 1  # initlab.results.folder.FORMAT_VERSION; part of every cell id
-GRID = "--grid"  # the `file` of problems in --grid axes
 
-
-# ---------------------------------------------------------------- the grid
-
-
-@dataclass
-class Axis:
-    """One dimension of the grid: `keys` take their i-th values together (one key unless
-    zipped). `nodes[i]` is the YAML node of value i, for positioned errors (None for --grid)."""
-
-    keys: tuple[str, ...]
-    values: list[tuple[Any, ...]]
-    file: str | None = None
-    nodes: list[list[Any]] = field(default_factory=list)  # [key][i] -> yaml node or None
-
-    @property
-    def name(self) -> str:
-        return "+".join(self.keys)
-
-
-def _range(spec: Mapping[str, Any]) -> list[Any]:
-    """{range: [lo, hi, n], log: bool} -> n values from lo to hi inclusive (ints stay ints)."""
-    extra = set(spec) - {"range", "log"}
-    if extra:
-        raise ValueError(f"unknown key(s) {sorted(extra)} in a range; expected range and log")
-    r: Any = spec.get("range")
-    log = spec.get("log", False)
-    ok = isinstance(r, list) and len(r) == 3 and all(
-        isinstance(x, int | float) and not isinstance(x, bool) for x in r)
-    if not ok or not isinstance(r[2], int) or r[2] < 1 or not isinstance(log, bool):
-        raise ValueError("a range is {range: [lo, hi, n], log: true|false} with n >= 1")
-    lo, hi, n = float(r[0]), float(r[1]), int(r[2])
-    if log and (lo <= 0 or hi <= 0):
-        raise ValueError("a log range needs lo > 0 and hi > 0")
-    if n == 1:
-        pts = [lo]
-    elif log:
-        pts = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1))
-               for i in range(n)]
-    else:
-        pts = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
-    vals = [float(f"{p:.12g}") for p in pts]
-    if isinstance(r[0], int) and isinstance(r[1], int) and all(v == int(v) for v in vals):
-        return [int(v) for v in vals]
-    return vals
-
-
-def _values(raw: Any) -> list[Any]:
-    if isinstance(raw, Mapping) and "range" in raw:
-        return _range(raw)
-    if isinstance(raw, list) and raw:
-        return list(raw)
-    raise ValueError("expected a non-empty list of values or {range: [lo, hi, n], log: bool}")
-
-
-KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-
-
-def _check_key(key: str) -> None:
-    if not KEY_RE.match(key):
-        raise ValueError(f"'{key}' is not a dotted config key (e.g. model.depth, init.scale)")
-    if key.split(".")[0] in ("name", "sweep", "seeds"):
-        raise ValueError(f"'{key}' cannot be swept (name and seeds are the same for every cell; "
-                         "sweep `seed` instead of `seeds`)")
-
-
-def _node_at(node: Any, key: str) -> tuple[Any, Any]:
-    """(key node, value node) of `key` in a YAML mapping node, or (None, None)."""
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return k, v
-    return None, None
-
-
-def _items(node: Any, n: int) -> list[Any]:
-    """The node of each value (the list items; the range node for every value of a range)."""
-    if isinstance(node, yaml.SequenceNode) and len(node.value) == n:
-        return list(node.value)
-    return [node] * n
-
-
-def _problem(message: str, path: str, file: str | None, node: Any,
-             expected: str | None = None) -> Problem:
-    line, col = line_col(getattr(node, "start_mark", None))
-    return Problem(message, path, file, line, col, expected)
-
-
-def parse_section(section: Any, node: Any, file: str | None) -> tuple[list[Axis], list[Problem]]:
-    """The `sweep:` mapping -> axes, with every problem positioned in `file`."""
-    axes: list[Axis] = []
-    problems: list[Problem] = []
-    if section is None:
-        return axes, problems
-    if not isinstance(section, Mapping):
-        return axes, [_problem("the sweep section must be a mapping of dotted keys to values",
-                               "sweep", file, node, "e.g. {model.depth: [5, 10]}")]
-    for key, raw in section.items():
-        key_node, value_node = _node_at(node, str(key))
-        if key == "zip":
-            groups = raw if isinstance(raw, list) else [raw]
-            gnodes = value_node.value if isinstance(value_node, yaml.SequenceNode) else \
-                [value_node] * len(groups)
-            for gi, (group, gnode) in enumerate(zip(groups, gnodes)):
-                where = f"sweep.zip.{gi}" if isinstance(raw, list) else "sweep.zip"
-                if not isinstance(group, Mapping) or len(group) < 1:
-                    problems.append(_problem("a zip group maps dotted keys to equal-length "
-                                             "lists", where, file, gnode))
-                    continue
-                axis, found = _axis(group, gnode, file, where)
-                problems += found
-                if axis is not None:
-                    axes.append(axis)
-            continue
-        axis, found = _axis({key: raw}, node, file, "sweep")
-        problems += found
-        if axis is not None:
-            axes.append(axis)
-        del key_node
-    return axes, problems
-
-
-def _axis(group: Mapping[str, Any], node: Any, file: str | None,
-          where: str) -> tuple[Axis | None, list[Problem]]:
-    keys, columns, nodes, problems = [], [], [], []
-    for key, raw in group.items():
-        _, value_node = _node_at(node, str(key))
-        try:
-            _check_key(str(key))
-            vals = _values(raw)
-        except ValueError as e:
-            problems.append(_problem(str(e), f"{where}.{key}", file, value_node or node))
-            continue
-        keys.append(str(key))
-        columns.append(vals)
-        nodes.append(_items(value_node, len(vals)))
-    if problems:
-        return None, problems
-    lengths = {len(c) for c in columns}
-    if len(lengths) > 1:
-        sizes = ", ".join(f"{k}: {len(c)}" for k, c in zip(keys, columns))
-        return None, [_problem(f"zipped axes need the same number of values ({sizes})", where,
-                               file, node)]
-    return Axis(tuple(keys), [tuple(t) for t in zip(*columns)], file, nodes), []
-
-
-def _split_top(text: str) -> list[str]:
-    """'1,[2,3],{a: 4}' -> ['1', '[2,3]', '{a: 4}']: commas outside brackets and quotes."""
-    parts, depth, quote, cur = [], 0, "", ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts]
-
-
-def parse_grid(options: Sequence[str]) -> tuple[list[Axis], list[Problem]]:
-    """`--grid key=v1,v2,...` (each value YAML) or `--grid 'key={range: [lo, hi, n]}'`."""
-    axes, problems = [], []
-    for text in options:
-        key, eq, raw = str(text).partition("=")
-        key = key.strip()
-        try:
-            if not eq or not raw.strip():
-                raise ValueError(f"cannot use '{text}'; expected key=v1,v2 (e.g. "
-                                 "model.depth=5,10,20)")
-            _check_key(key)
-            if raw.strip().startswith("{"):
-                vals = _values(yaml.safe_load(raw))
-            else:
-                vals = [yaml.safe_load(p) for p in _split_top(raw)]
-        except (ValueError, yaml.YAMLError) as e:
-            problems.append(Problem(str(e).splitlines()[0], key, GRID))
-            continue
-        axes.append(Axis((key,), [(v,) for v in vals], GRID, [[None] * len(vals)]))
-    return axes, problems
+__all__ = ["GRID", "MAX_CELLS", "RESULTS_FORMAT", "Axis", "Cell", "Plan", "Population",
+           "_node_at", "_range", "canonical", "cell_id", "estimate_memory", "group", "group_key",
+           "make_plan", "merge", "parse_grid", "parse_section", "unique"]
 
 
 # ---------------------------------------------------------------- cells and populations
@@ -294,35 +118,41 @@ def group_key(resolved: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _strip_section(path: str) -> tuple[str, Any, Any]:
+def _strip_section(path: str) -> tuple[str, Any, Any, Any]:
     """The config text with its `sweep:` entry blanked out (lines keep their numbers), the
-    section's value and its YAML node."""
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return text, None, None  # load_config reports it
-    key_node, value_node = _node_at(root, "sweep")
-    if key_node is None:
-        return text, None, None
+    section's value, its YAML node and the whole document, read by the same bounded safe
+    reader as `load_config` (tags, duplicate keys, alias bombs, deep nesting: ConfigError)."""
+    text, unreadable = read_text(path)
+    if unreadable is not None:
+        raise ConfigError([unreadable])
+    reader = YamlReader(path)
+    doc = reader.read(text)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    if not isinstance(doc, dict) or "sweep" not in doc:
+        return text, None, None, doc  # load_config reports an empty or odd document
+    key_node, value_node = reader.nodes[("sweep",)]
+    assert key_node is not None
     a, b = key_node.start_mark.index, value_node.end_mark.index
     blank = re.sub(r"[^\n]", " ", text[a:b])
-    doc = yaml.safe_load(text)
-    return text[:a] + blank + text[b:], doc.get("sweep"), value_node
+    return text[:a] + blank + text[b:], doc["sweep"], value_node, doc
 
 
 def _override(key: str, value: Any) -> str:
-    return f"{key}={json.dumps(value, default=str)}"
+    return f"{key}={canonical(value)}"
 
 
-def _init_count(base_text: str, sets: Sequence[str]) -> int:
-    doc = yaml.safe_load(base_text) or {}
+def _init_count(doc: Any, sets: Sequence[str]) -> int:
     init = doc.get("init") if isinstance(doc, Mapping) else None
     for s in sets:
         k, _, v = s.partition("=")
         if k.strip() == "init":
-            init = yaml.safe_load(v)
+            init = YamlReader(SET).read(v)
     return len(init) if isinstance(init, list) else 1
+
+
+def _size(axes: Sequence[Axis]) -> int:
+    return math.prod(len(a.values) for a in axes)
 
 
 def _replaced(section: list[Axis], grid: Sequence[Axis]) -> list[Axis]:
@@ -339,11 +169,18 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
     """Expand, validate (every cell, every problem at once: ConfigError) and group."""
     from initlab.config.schema import load_config, resolved_with_hash
 
-    text, section, node = _strip_section(source)
+    text, section, node, doc = _strip_section(source)
     axes, problems = parse_section(section, node, source)
     grid_axes, grid_problems = parse_grid(grid)
     axes = _replaced(axes, grid_axes)
     problems += grid_problems
+    problems += [Problem("the sweep section cannot be set with --set", "sweep", SET,
+                         expected="--grid key=v1,v2 to add an axis")
+                 for s in sets if s.partition("=")[0].strip().split(".")[0] == "sweep"]
+    if not problems and _size(axes) > MAX_CELLS:
+        sizes = " x ".join(f"{len(a.values)} ({a.name})" for a in axes)
+        problems.append(Problem(f"the grid has {_size(axes)} cells ({sizes})", "sweep",
+                                source, expected=f"at most {MAX_CELLS} cells"))
     if problems:
         raise ConfigError(problems)
     seen: dict[str, str] = {}
@@ -357,6 +194,7 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
 
     fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".yaml")
     cells: list[Cell] = []
+    ids: set[str] = set()
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -371,7 +209,7 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
             order = sorted(values, key=lambda k: (k != "init", list(values).index(k)))
             overrides = []
             n_init = len(values["init"]) if isinstance(values.get("init"), list) else \
-                (1 if "init" in values else _init_count(text, sets))
+                (1 if "init" in values else _init_count(doc, sets))
             for k in order:
                 a = next(ax for ax in axes if k in ax.keys)
                 where = (a, a.keys.index(k), point[axes.index(a)])
@@ -392,7 +230,10 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
             except ConfigError as e:
                 problems += [_reposition(p, origin, source, tmp, values) for p in e.problems]
                 continue
-            cells.append(Cell(i, values, resolved, cell_id(resolved), group_key(resolved)))
+            cid = cell_id(resolved)
+            if cid not in ids:  # two grid points that resolve to one config are one cell
+                ids.add(cid)
+                cells.append(Cell(i, values, resolved, cid, group_key(resolved)))
     finally:
         os.unlink(tmp)
     if problems:
@@ -411,13 +252,13 @@ def _reposition(p: Problem, origin: Mapping[str, tuple[Axis, int, int]], source:
                 path = p.path.replace(okey, axis.keys[ki], 1) if okey != axis.keys[ki] else \
                     p.path
                 line, col = line_col(getattr(node, "start_mark", None))
-                shown = json.dumps(values[axis.keys[ki]], default=str)
+                shown = canonical(values[axis.keys[ki]])
                 return Problem(f"{p.message} (swept value {shown})", path,
                                axis.file if axis.file is not None else source, line, col,
                                p.expected, p.suggestion)
         return p
     if p.file == tmp:
-        cell = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in values.items())
+        cell = ", ".join(f"{k}={canonical(v)}" for k, v in values.items())
         return Problem(p.message + (f" (in the cell {cell})" if cell else ""), p.path, source,
                        p.line, p.col, p.expected, p.suggestion)
     return p
