@@ -179,7 +179,7 @@ def generation_bytes(spec: Mapping[str, Any], samples: int) -> int:
     parameters alone (before anything is generated). A teacher builds its own net layer by
     layer: for each layer its weights twice (the draw and the scaled copy), the layer's input
     and three (N, fan_out) arrays: 8 max_l [2 n_{l-1} n_l + N (n_{l-1} + 3 n_l)] bytes, plus x.
-    linear_chain: x and two columns; the other sets are at most 2-D or of fixed size."""
+    linear_chain: x and three columns; the other sets: nothing beyond their arrays."""
     name = str(spec.get("name"))
     N = samples
     if name == "teacher":
@@ -192,7 +192,7 @@ def generation_bytes(spec: Mapping[str, Any], samples: int) -> int:
         return 8 * (peak + N * n_in)
     if name == "linear_chain":
         return 8 * N * (_count(spec.get("dim", 2), 2) + 3)
-    return 8 * N * 16
+    return 0  # the 2-D sets, digits and MNIST: the `data` arrays themselves
 
 
 def data_shape(cfg: Mapping[str, Any], source: str | None = None,
