@@ -95,7 +95,7 @@ def test_a_killed_sweep_driver_takes_its_workers_along_and_the_rerun_resumes(tmp
         os.kill(proc.pid, sig)  # the driver alone, not its process group
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 143), stderr
-        assert "Traceback" not in stderr
+        assert "Traceback" not in stderr, stderr
         # its workers die with it: nothing keeps the lock or goes on computing
         assert _wait(lambda: all(_gone(w) for w in workers), 30), workers
     finally:
