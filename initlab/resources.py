@@ -370,7 +370,8 @@ def check(plan: Plan, limit: int | None = None, source: str | None = None) -> Pl
         return plan
     big = sorted((k for k in _ADVICE if plan.parts.get(k, 0) > 0.1 * plan.total),
                  key=lambda k: -plan.parts[k])
-    parts = ", ".join(f"{k} {format_size(plan.parts[k])}" for k in big)
+    shown = big or sorted(plan.parts, key=lambda k: -plan.parts[k])[:2]  # e.g. only the base
+    parts = ", ".join(f"{k} {format_size(plan.parts[k])}" for k in shown)
     what = "--max-memory" if explicit else "the memory available"
     advice = "; ".join(_ADVICE[k] for k in big) or "a smaller config"
     raise ResourceError([Problem(

@@ -346,3 +346,15 @@ def test_a_teachers_hidden_layers_are_counted_before_the_data_set_is_built(tmp_p
     shape = resources.DataShape("teacher", 40, 10, 1, 1, "regression", "mse", "full")
     # the teacher's 12000 x 12000 weights, drawn and scaled: 2 x 1.15 GB
     assert resources.estimate(resolved, shape).parts["data"] > 2 * 12000**2 * 8
+
+
+# ---------------------------------------------------------------- one line, not a traceback
+
+
+def test_one_histogram_bin_is_refused_by_the_schema_and_a_tiny_limit_names_its_parts(tmp_path):
+    cfg = write(tmp_path, TINY.replace("measure: {every: 1}", "measure: {every: 1, bins: 1}"))
+    r = runner.invoke(app, ["validate", str(cfg)])
+    assert r.exit_code == 2 and "measure.bins" in r.stderr, r.output
+    ok = write(tmp_path, TINY, "ok.yaml")
+    r = runner.invoke(app, ["run", str(ok), "--dry-run", "--max-memory", "1"])
+    assert r.exit_code == 2 and "()" not in r.stderr and "(base 200 MB" in r.stderr, r.output

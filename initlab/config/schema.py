@@ -229,7 +229,7 @@ class MeasureConfig(_Strict):
     every: int = Field(default=10, ge=1,
                        description="Record statistics every this many optimizer steps.")
     batch: int = Field(default=1000, ge=1, description="Samples used to measure statistics.")
-    bins: int = Field(default=50, ge=1, description="Histogram bins.")
+    bins: int = Field(default=50, ge=2, description="Histogram bins (at least 2).")
 
 
 def _as_list(init: Any) -> Any:
