@@ -37,6 +37,40 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 }
 
 
+def _python_work(n: int = 3_000_000) -> float:
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i * i
+    return time.perf_counter() - t
+
+
+def _numpy_work(n: int = 2000) -> float:
+    import numpy as np
+
+    a = np.random.default_rng(0).random((64, 2, 512))  # seed_tiny-sized elementwise work
+    t = time.perf_counter()
+    for _ in range(n):
+        np.multiply(a, np.tanh(a), out=np.empty_like(a))
+    return time.perf_counter() - t
+
+
+def core_scaling() -> dict[str, float]:
+    """Throughput of two processes at once over one alone, for pure-Python and for NumPy
+    elementwise work: ~2 on two real cores; ~1 where the two 'cores' share one core's
+    floating-point units (hyperthreads of one core, or a CPU quota)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = {}
+    with ProcessPoolExecutor(2) as ex:
+        for name, fn in (("python", _python_work), ("numpy", _numpy_work)):
+            list(ex.map(fn, [10, 10]))  # start both workers
+            alone = fn()
+            two = list(ex.map(fn, [fn.__defaults__[0]] * 2))  # type: ignore[index]
+            out[name] = 2 * alone / max(two)
+    return out
+
+
 def _numbers(summary: dict[str, Any]) -> str:
     s = {k: v for k, v in summary.items() if k != "wall_time_s"}
     return json.dumps(s, sort_keys=True, default=repr)
@@ -62,7 +96,7 @@ def workers_workload(repeats: int = 2, names: list[str] | None = None) -> dict[s
                      "seconds_2": best[2], "speedup": best[1] / best[2],
                      "same": numbers[1] == numbers[2]})
     return {"cores": cores(), "repeats": repeats, "workloads": rows,
-            "load_average": os.getloadavg()}
+            "core_scaling": core_scaling(), "load_average": os.getloadavg()}
 
 
 def table(res: dict[str, Any]) -> str:
@@ -74,6 +108,10 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {r['name']} | {r['members']} | {r['seconds_1']:.2f} | "
                      f"{r['seconds_2']:.2f} | {r['speedup']:.2f}x | "
                      f"{'yes' if r['same'] else 'NO'} |")
+    c = res["core_scaling"]
+    lines += ["", f"two processes at once vs one: pure Python {c['python']:.2f}x the "
+              f"throughput, NumPy elementwise {c['numpy']:.2f}x (load average "
+              f"{res['load_average'][0]:.1f})"]
     return "\n".join(lines)
 
 
