@@ -94,7 +94,8 @@ def _loss_for(cfg: Mapping[str, Any], ds: data.Dataset) -> Loss:
     if ds.task not in ok[loss.name]:
         raise ConfigError([Problem(
             f"loss '{loss.name}' does not fit the {ds.task} data set '{ds.name}'",
-            path="train.loss", expected=f"'{LOSS_FOR_TASK[ds.task]}' or 'auto'")])
+            path="train.loss", expected=" or ".join(
+                [f"'{k}'" for k, tasks in ok.items() if ds.task in tasks] + ["'auto'"]))])
     return loss
 
 

@@ -358,3 +358,9 @@ def test_one_histogram_bin_is_refused_by_the_schema_and_a_tiny_limit_names_its_p
     ok = write(tmp_path, TINY, "ok.yaml")
     r = runner.invoke(app, ["run", str(ok), "--dry-run", "--max-memory", "1"])
     assert r.exit_code == 2 and "()" not in r.stderr and "(base 200 MB" in r.stderr, r.output
+
+
+def test_a_loss_that_does_not_fit_the_data_lists_every_loss_that_does(tmp_path):
+    cfg = write(tmp_path, TINY.replace("train: {lr: 0.1", "train: {loss: mse, lr: 0.1"))
+    r = runner.invoke(app, ["run", str(cfg), "--dry-run"])
+    assert r.exit_code == 2 and "expected 'bce' or 'softmax_ce' or 'auto'" in r.stderr, r.output
