@@ -176,6 +176,9 @@ def test_batchnorm_identity_config_reduced() -> None:
     assert np.all((branch > 0.3) & (branch < 3))  # branches stay O(1)
     share = branch / act
     assert share[-1] < 0.1 < share[0]  # deep blocks are near the identity
+    trained = initlab.run(load_config(CONFIGS / "batchnorm_identity.yaml", overrides=[
+        "seeds=1", "model.depth=10", "train.epochs=1"])).summary["variants"][0]
+    assert trained["loss_curve"]["mean"][0] < 10  # the init loss on batch statistics
 
 
 def test_gpt2_scaling_config_reduced() -> None:

@@ -129,10 +129,11 @@ def residual_stats(pop: ResidualPopulation, trace: ResidualTrace, grads: Residua
     return out, hist_h, hist_dz
 
 
-def evaluate_residual(pop: ResidualPopulation, x: Array, y: Array, loss: Loss
-                      ) -> tuple[Array, Array | None]:
-    """Loss and accuracy (M,) on (x, y) with batchnorm's running statistics, in chunks that
-    bound the stream buffer to EVAL_BYTES."""
+def evaluate_residual(pop: ResidualPopulation, x: Array, y: Array, loss: Loss,
+                      train: bool = False) -> tuple[Array, Array | None]:
+    """Loss and accuracy (M,) on (x, y) with batchnorm's running statistics (`train`: each
+    chunk's batch statistics, running ones untouched), in chunks that bound the stream buffer
+    to EVAL_BYTES."""
     N = len(x)
     item = pop.W_in.dtype.itemsize
     chunk = max(1, EVAL_BYTES // max(1, (pop.blocks + 1) * pop.M * pop.width * item))
@@ -140,7 +141,7 @@ def evaluate_residual(pop: ResidualPopulation, x: Array, y: Array, loss: Loss
     ws: Workspace = {}
     for i in range(0, N, chunk):
         xb, yb = x[i:i + chunk], y[i:i + chunk]
-        z = forward(pop, xb, train=False, keep=False, ws=ws).out
+        z = forward(pop, xb, train=train, keep=False, ws=ws).out
         l_b, _ = loss.fn(z, yb)
         total += l_b * len(xb)
         acc = accuracy(loss, z, yb)
@@ -210,7 +211,8 @@ def train_residual(pop: ResidualPopulation, x: Array, y: Array, schedule: Schedu
                 for k in range(per_epoch):
                     idx = perms[:, k * B:(k + 1) * B]
                     if epoch == 1 and k == 0:
-                        curve[0] = evaluate_residual(pop, x, y, loss)[0]
+                        # at init the running statistics are still (0, 1): batch ones here
+                        curve[0] = evaluate_residual(pop, x, y, loss, train=True)[0]
                     acc += one_step(step, x[idx], y[idx]) * idx.shape[1]
                     step += 1
                 curve[epoch] = acc / N
