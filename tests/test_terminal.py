@@ -48,3 +48,87 @@ def test_a_grid_axis_replaces_the_configs_axis_of_the_same_key() -> None:
     r = runner.invoke(app, ["sweep", str(ROOT / "configs" / "depth_sweep.yaml"), "--grid",
                             "model.depth=5", "--grid", "model.depth=3", "--dry-run"])
     assert r.exit_code == 2 and "swept twice" in r.stderr
+
+
+def _run_bracketed(tmp_path: Path, *extra: str) -> object:
+    return runner.invoke(app, ["run", PLAYGROUND, "--set",
+                               "init=[{label: 'he [fan_out]', scheme: he_normal, mode: fan_out}]",
+                               "--set", "train.epochs=20", "--set", "seeds=1", "--out",
+                               str(tmp_path / "b"), *extra])
+
+
+def test_a_label_with_brackets_prints_verbatim(tmp_path: Path) -> None:
+    r = _run_bracketed(tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = [x for x in r.stdout.splitlines() if x.lstrip().startswith("he [fan_out]")]
+    assert rows, r.stdout  # the table row
+    assert any(x.startswith("he [fan_out]: ") for x in r.stdout.splitlines())  # the sentence
+    listing = runner.invoke(app, ["list", "inits"], env={"COLUMNS": "300"})
+    assert "[a, b]" in listing.stdout
+
+
+def test_the_tables_fit_80_100_and_120_columns(tmp_path: Path) -> None:
+    import json
+
+    from rich.console import Console
+
+    from initlab.cli import console
+
+    r = _run_bracketed(tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    full = initlab_run_summary()
+    for width in (80, 100, 120):
+        for s in (summary, full):
+            c = Console(width=width, record=True, highlight=False)
+            c.print(console.summary_table(s, width=width))
+            comp = console.comparison_table(s)
+            if comp is not None:
+                c.print(comp)
+            text = c.export_text()
+            assert max(len(x.rstrip()) for x in text.splitlines()) <= width
+            for v in s["variants"]:
+                assert v["label"] in text and v["diagnosis"] in text  # no column squeezed away
+            assert "±" not in text or s["seeds"] > 1
+    assert "paired over seeds" in text
+
+
+def initlab_run_summary() -> dict:
+    import initlab
+    from initlab.config import load_config
+
+    cfg = load_config(PLAYGROUND, overrides=["train.epochs=30", "seeds=3"])
+    return initlab.run(cfg, plots=False).summary
+
+
+def test_the_header_compresses_repeated_widths() -> None:
+    from initlab.cli.console import network_text
+
+    assert network_text([2, *[32] * 50, 1]) == "2 → 32 × 50 → 1"
+    assert network_text([2, 6, 3, 1]) == "2 → 6 → 3 → 1"
+    assert network_text([784, 300, 300, 10]) == "784 → 300 → 300 → 10"
+
+
+def test_help_shows_no_python_types() -> None:
+    for cmd in (["run", "--help"], ["sweep", "--help"], ["check", "--help"], ["--help"]):
+        r = runner.invoke(app, cmd, env={"COLUMNS": "100"})
+        assert r.exit_code == 0
+        for noise in ("<bool>", "<list[str]>", "<str>", "{config}", "<path>"):
+            assert noise not in r.stdout, (cmd, noise)
+    assert "initlab run [OPTIONS] CONFIG" in runner.invoke(app, ["run", "--help"]).stdout
+
+
+def test_validate_says_digits_needs_the_datasets_extra(monkeypatch) -> None:
+    from initlab.data import datasets
+
+    digits = str(ROOT / "configs" / "digits.yaml")
+    r = runner.invoke(app, ["validate", digits])
+    if datasets.needs("digits")[2]:  # type: ignore[index]
+        assert r.exit_code == 0 and "initlab[datasets]" in r.stdout
+    monkeypatch.setattr(datasets, "needs", lambda name: ("scikit-learn", "initlab[datasets]",
+                                                         False) if name == "digits" else None)
+    r = runner.invoke(app, ["validate", digits, PLAYGROUND])
+    assert r.exit_code == 2
+    assert "needs scikit-learn, which is not installed; pip install 'initlab[datasets]'" in \
+        r.stderr
+    assert "ok " in r.stdout and "playground.yaml" in r.stdout

@@ -338,7 +338,7 @@ def check(
         min=0, help="Absolute tolerance of baseline comparisons.")] = DEFAULT.atol,
     tol: Annotated[list[str] | None, typer.Option(
         "--tol", metavar="METRIC=rtol:R[,atol:A]", help="A metric's own tolerance, e.g. "
-        "--tol final_loss=rtol:1e-3 (METRIC: as in the baseline, without [i], or a glob).")
+        "--tol final_loss=rtol:1e-3 (METRIC: as in the baseline, without \\[i], or a glob).")
     ] = None,
     update_baseline: Annotated[bool, typer.Option(
         "--update-baseline", help="Write the --baseline file from these results.")] = False,

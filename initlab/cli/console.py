@@ -9,14 +9,17 @@ unreadable; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM: cleaned up as aft
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from initlab import __version__
 from initlab.errors import (
@@ -36,6 +39,47 @@ app = typer.Typer(
     epilog="Examples: initlab run configs/playground.yaml  |  initlab list inits  |  "
            "initlab validate configs/*.yaml",
 )
+
+
+def _plain_help_types() -> None:
+    """typer 0.2x prints each parameter's Python type in --help (`<bool>` beside every flag,
+    `<list[str]>`, `<str>`, and `{config}` for a required argument). initlab's help shows what
+    to type: nothing for a flag, the metavar or the click type (TEXT, PATH, INTEGER) for a
+    value, the argument's name in capitals."""
+    core = getattr(typer, "core", None)
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is None or argument is None or not hasattr(option, "display_type_rich"):
+        return  # an older typer: click's own metavars already
+
+    plain = option.display_type_rich
+    words = {"str": "TEXT", "path": "PATH", "int": "INTEGER", "float": "FLOAT", "bool": None}
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        shown = plain(self, ctx)
+        if getattr(self, "metavar", None) is not None or not isinstance(shown, str):
+            return shown
+        bare = shown.strip("<>").removeprefix("list[").removesuffix("]").removesuffix(" range")
+        if bare.endswith("..."):
+            bare = bare[:-3]
+        if shown.startswith("<") and (bare in words or bare.isidentifier()):
+            return words.get(bare, bare.upper())
+        return shown
+
+    def argument_type(self: Any, ctx: Any) -> str | None:
+        return None  # the name says it
+
+    def usage_name(self: Any) -> str:
+        name = str(self.metavar or self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    option.display_type_rich = option_type
+    argument.display_type_rich = argument_type
+    if hasattr(argument, "_usage_display_name"):
+        argument._usage_display_name = usage_name
+
+
+_plain_help_types()
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -116,38 +160,132 @@ def reporting(debug: bool) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def wrap() -> bool:
+    """Wrap prose at word boundaries on a terminal (or when COLUMNS says how wide); a pipe gets
+    one unbroken line per sentence."""
+    return out.is_terminal or "COLUMNS" in os.environ
+
+
+def say(label: str, text: str) -> None:
+    """`label: text` with the label bold; both printed verbatim (brackets are not markup)."""
+    line = Text.assemble((label, "bold"), ": ", text)
+    out.print(line, soft_wrap=not wrap())
+
+
+def network_text(sizes: Sequence[int] | None) -> str:
+    """Layer sizes with runs of equal hidden widths compressed: [2, 32 x 50, 1] ->
+    "2 → 32 × 50 → 1"; [2, 6, 3, 1] -> "2 → 6 → 3 → 1"."""
+    if not sizes:
+        return "—"
+    sizes = list(sizes)
+    parts = [str(sizes[0])]
+    hidden = sizes[1:-1]
+    i = 0
+    while i < len(hidden):
+        j = i
+        while j < len(hidden) and hidden[j] == hidden[i]:
+            j += 1
+        parts.append(f"{hidden[i]} × {j - i}" if j - i > 2 else
+                     " → ".join(str(w) for w in hidden[i:j]))
+        i = j
+    if len(sizes) > 1:
+        parts.append(str(sizes[-1]))
+    return " → ".join(parts)
+
+
 def _fmt(x: Any) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
     return f"{x:.2g}"
 
 
-def _mean_sd(values: list[Any]) -> str:
+def _g(x: Any, never: str = "—") -> str:
+    if x is None:
+        return never
+    return f"{x:.3g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+def _mean_sd(values: list[Any], sd: bool = True) -> str:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return "—"
     m = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
-    return f"{m:.3g}±{sd:.1g}" if len(vals) > 1 else f"{m:.3g}"
+    if len(vals) == 1 or not sd:
+        return f"{m:.3g}"
+    return f"{m:.3g}±{math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)):.1g}"
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    res = summary.get("residual")
-    sizes = summary.get("sizes") or []
-    arch = (f"{sizes[0]} -> {res['blocks']} residual blocks x {res['width']} (branch "
-            f"{res['branch']}, norm {res['norm'] or 'none'}) -> {sizes[-1]}"
-            if isinstance(res, dict) and sizes else sizes)
-    t = Table(title=f"{summary.get('name')}: {arch} "
-                    f"{summary.get('activation')}, {summary.get('epochs')} epochs",
-              box=box.SIMPLE_HEAD)
-    for col in ("variant", "diagnosis", "final loss", "accuracy", "diverged", "Var ratio"):
-        left = col in ("variant", "diagnosis")
-        t.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for v in summary["variants"]:
+def _diagnosis(v: dict[str, Any]) -> str:
+    near = v.get("borderline") or []
+    return str(v.get("diagnosis")) + "".join(f" (borderline {d})" for d in near)
+
+
+def title(summary: dict[str, Any]) -> str:
+    """'playground: 2 → 6 → 3 → 1 relu, 2000 epochs' (+ optimizer steps when they differ)."""
+    epochs, steps = summary.get("epochs"), summary.get("steps")
+    when = f"{epochs} epochs" + (f" = {steps} optimizer steps" if steps not in (None, epochs)
+                                 else "")
+    res, sizes = summary.get("residual"), summary.get("sizes") or []
+    arch = (f"{sizes[0]} → {res['blocks']} residual blocks × {res['width']} (branch "
+            f"{res['branch']}, norm {res['norm'] or 'none'}) → {sizes[-1]}"
+            if isinstance(res, dict) and sizes else network_text(sizes))
+    return f"{summary.get('name')}: {arch} {summary.get('activation')}, {when}"
+
+
+NARROW = 100  # below this many columns the table shows means without their spread
+
+
+def summary_table(summary: dict[str, Any], width: int | None = None) -> Table:
+    """One row per variant; every cell is plain text (a label like `he [fan_out]` prints as it
+    is). The diverged column only when a seed diverged; below NARROW columns, means only."""
+    sd = (width or out.width) >= NARROW
+    variants = summary["variants"]
+    diverged = any(any(v.get("diverged") or []) for v in variants)
+    t = Table(title=escape(title(summary)), box=box.SIMPLE_HEAD, pad_edge=False)
+    labels = [str(v["label"]) for v in variants]
+    diagnoses = [_diagnosis(v) for v in variants]
+    t.add_column("variant", min_width=min(24, max(map(len, labels), default=7)))
+    t.add_column("diagnosis", min_width=min(24, max(map(len, diagnoses), default=9)))
+    heads = ("final loss", "loss tail", "drop at", "accuracy") if sd else \
+        ("final", "tail", "drop at", "acc.")
+    for col in (*heads, *(("diverged",) if diverged else ()), "Var ratio"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for v, label, diagnosis in zip(variants, labels, diagnoses):
         acc = v.get("final_accuracy")
-        t.add_row(v["label"], v["diagnosis"], _mean_sd(v["final_loss"]),
-                  _mean_sd(acc) if acc else "—",
-                  f"{sum(bool(d) for d in v['diverged'])}/{len(v['diverged'])}",
-                  _fmt(v.get("act_ratio")))
-    t.caption = "Var ratio: Var(h) of the last hidden layer / E\\[x²] at init; mean ± sd over seeds"
+        row = [Text(label), Text(diagnosis), _mean_sd(v["final_loss"], sd),
+               _g(v.get("final_loss_tail_median")),
+               _g(v.get("steps_to_drop_median"), "never") if "steps_to_drop" in v else "—",
+               _mean_sd(acc, sd) if acc else "—"]
+        if diverged:
+            row.append(f"{sum(bool(d) for d in v['diverged'])}/{len(v['diverged'])}")
+        t.add_row(*row, _fmt(v.get("act_ratio")))
+    one = int(summary.get("seeds") or 1) == 1
+    spread = "mean ± sd over seeds" if sd else "mean over seeds"
+    t.caption = escape(
+        ("final loss" if sd else "final, acc.: final loss, accuracy") + ": " +
+        ("after training" if one else spread) + "; " + ("loss tail" if sd else "tail") +
+        ": mean loss over "
+        "the last 10% of steps; drop at: first optimizer step with the loss at most 90% of its "
+        "init value" + ("" if one else " (both medians over seeds)") + "; Var ratio: Var(h) of "
+        "the last hidden layer / E[x²] at init" + ("" if diverged else "; no seed diverged"))
+    t.caption_justify = "left"
+    return t
+
+
+def comparison_table(summary: dict[str, Any]) -> Table | None:
+    """summary.json's paired `comparisons` as a table (None below 3 seeds or without any)."""
+    comps = summary.get("comparisons") or []
+    if int(summary.get("seeds") or 0) < 3 or not comps:
+        return None
+    t = Table(title=escape(f"paired over seeds: {comps[0].get('metric')} minus "
+                           f"{comps[0].get('reference')}'s"), box=box.SIMPLE_HEAD)
+    for col in ("variant", "mean diff", "95% CI (paired t)", "wins"):
+        t.add_column(col, justify="left" if col == "variant" else "right",
+                     no_wrap=col != "variant")
+    for c in comps:
+        lo, hi = (c.get("ci95") or [None, None])[:2]
+        ci = f"[{_g(lo)}, {_g(hi)}]" if lo is not None and hi is not None else "—"
+        t.add_row(Text(str(c.get("variant"))), _g(c.get("mean_diff")), Text(ci),
+                  f"{c.get('wins')}/{c.get('seeds')}")
+    t.caption = "wins: seeds where the variant's value is lower"
     return t

@@ -8,8 +8,18 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from initlab.cli.console import DebugOpt, app, err, out, reporting, summary_table
+from initlab.cli.console import (
+    DebugOpt,
+    app,
+    comparison_table,
+    err,
+    out,
+    reporting,
+    say,
+    summary_table,
+)
 from initlab.errors import suggest
 
 
@@ -73,7 +83,7 @@ def run(
                        TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
                        console=err, disable=quiet, transient=True, auto_refresh=False)
         with bar:
-            task = bar.add_task(f"training {resolved['name']}", total=None)
+            task = bar.add_task(f"training {resolved['name']}", total=plan.steps)
             shown = [0.0]
 
             def progress(step: int, total: int) -> None:
@@ -90,15 +100,25 @@ def run(
             raise OutputError(f"{target}: cannot write the results: {e.strerror or e}; they "
                               "were not kept (an earlier result there is intact)") from None
     if not quiet:
-        out.print(summary_table(result.summary))
-        for v in result.summary["variants"]:
-            out.print(f"[bold]{v['label']}[/bold]: {v['sentence']}", markup=True)
-    err.print(f"results: {written}/report.html")
+        show_summary(result.summary)
+    ok = True
     if cfg.expect:  # checked after writing: the results stay, the exit code says what failed
         from initlab.cli.check import report_expectations
 
-        if not report_expectations(cfg.expect, result.summary, config, quiet):
-            raise typer.Exit(1)
+        ok = report_expectations(cfg.expect, result.summary, config, quiet)
+    err.print(f"results: {written}/report.html", markup=False)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def show_summary(summary: dict) -> None:
+    """The table, the paired comparisons (seeds >= 3) and one sentence per variant."""
+    out.print(summary_table(summary), soft_wrap=False)
+    comparisons = comparison_table(summary)
+    if comparisons is not None:
+        out.print(comparisons, soft_wrap=False)
+    for v in summary["variants"]:
+        say(str(v["label"]), str(v["sentence"]))
 
 
 @app.command()
@@ -109,6 +129,7 @@ def validate(
     """Check configs without running them: every problem, with FILE:LINE:COL."""
     from initlab.api import resolve
     from initlab.config.schema import load_config
+    from initlab.data import datasets
 
     failed = False
     for path in configs:
@@ -116,8 +137,15 @@ def validate(
             with reporting(debug):
                 cfg = resolve(load_config(path))
                 members = len(cfg["init"]) * int(cfg["seeds"])
+                extra = datasets.needs(str(cfg["data"]["name"]))
+                if extra is not None and not extra[2]:
+                    err.print(f"{path}: data.name: '{cfg['data']['name']}' needs {extra[0]}, "
+                              f"which is not installed; pip install '{extra[1]}'", markup=False)
+                    raise typer.Exit(2)
+                note = f" (data '{cfg['data']['name']}' uses {extra[0]}, from {extra[1]})" \
+                    if extra is not None else ""
                 out.print(f"ok {path}: {len(cfg['init'])} variants x {cfg['seeds']} seeds = "
-                          f"{members} members")
+                          f"{members} members{note}", markup=False)
         except typer.Exit:
             failed = True
     if failed:
@@ -146,8 +174,9 @@ def list_(
     t = Table(title=kind)
     for col in ("name", "aliases", "description", "formula"):
         t.add_column(col)
-    for e in registries[kind]:
-        t.add_row(e.name, ", ".join(e.aliases), e.description, e.formula)
+    for e in registries[kind]:  # formulas hold brackets ("[a, b]"): text, never markup
+        t.add_row(*(Text(str(x)) for x in (e.name, ", ".join(e.aliases), e.description,
+                                             e.formula)))
     out.print(t)
 
 
@@ -163,5 +192,5 @@ def report(
     with reporting(debug):
         result = load_result(results_dir)
         written = write_result(result, results_dir)
-    out.print(summary_table(result.summary))
-    err.print(f"report: {written}/report.html")
+    out.print(summary_table(result.summary), soft_wrap=False)
+    err.print(f"report: {written}/report.html", markup=False)

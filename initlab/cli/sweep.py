@@ -171,25 +171,41 @@ def _print_plan(plan: Plan, target: Path, format_size: Callable[[float], str]) -
 
 def _print_table(plan: Plan, table: list[dict[str, Any]]) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from initlab.sweep.report import axes_of
 
     keys = axes_of(plan, [r for r in table if r["status"] == "done"]) or \
         [k for a in plan.axes for k in a.keys]
-    t = Table(title=f"sweep {plan.name}", box=box.SIMPLE_HEAD)
-    for c in (*[k for k in keys if k != "variant"], "variant", "final loss", "diag", "Var ratio"):
-        t.add_column(c, no_wrap=True)
+    axes = [k for k in keys if k != "variant"]
+    # the variant column only when it says something the axes do not: several variants in a
+    # cell, or labels that differ while init is not one of the shown axes
+    labels = {r.get("variant") for r in table if r["status"] == "done"}
+    with_variant = "variant" in keys or ("init" not in axes and len(labels) > 1)
+    t = Table(title=escape(f"sweep {plan.name}"), box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in (*axes, *(("variant",) if with_variant else ())):
+        t.add_column(escape(c), overflow="fold")
+    for c in ("final loss", "diagnosis", "Var ratio"):
+        t.add_column(c, no_wrap=True, justify="left" if c == "diagnosis" else "right")
     shown = table if len(table) <= 60 else list(table[:60])
 
     def f(x: object) -> str:
         return "—" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
 
     for r in shown:
-        loss = f"{f(r.get('final_loss_mean'))}±{f(r.get('final_loss_std'))}" \
-            if r["status"] == "done" else r["status"]
-        t.add_row(*[f(r.get(k)) for k in keys if k != "variant"], f(r.get("variant")), loss,
-                  f(r.get("diagnosis")), f(r.get("var_ratio")))
+        loss = r["status"]
+        if r["status"] == "done":  # no "± 0" for one seed
+            loss = f(r.get("final_loss_mean")) + (
+                f"±{f(r.get('final_loss_std'))}" if (r.get("seeds") or 0) > 1 else "")
+        cells = [f(r.get(k)) for k in axes] + ([f(r.get("variant"))] if with_variant else [])
+        t.add_row(*(Text(c) for c in cells), loss, Text(f(r.get("diagnosis"))),
+                  f(r.get("var_ratio")))
+    caption = "final loss: mean ± sd over seeds; Var ratio: Var(h) of the last hidden layer / " \
+        "E[x²] at init (as in `initlab run`)"
     if len(table) > 60:
-        t.caption = f"first 60 of {len(table)} rows; all in summary.csv"
-    out.print(t)
+        caption += f"; first 60 of {len(table)} rows, all in summary.csv"
+    t.caption = escape(caption)
+    t.caption_justify = "left"
+    out.print(t, soft_wrap=False)

@@ -239,6 +239,20 @@ def _phi(name: object) -> Callable[[Array], Array]:
 
 
 # ----------------------------------------------------------------------------- digits
+# data sets that need an optional extra: name -> (module, package, extra)
+EXTRAS = {"digits": ("sklearn", "scikit-learn", "initlab[datasets]")}
+
+
+def needs(name: str) -> tuple[str, str, bool] | None:
+    """(package, extra, installed) of a data set that needs an optional extra, else None."""
+    if name not in EXTRAS:
+        return None
+    import importlib.util
+
+    module, package, extra = EXTRAS[name]
+    return package, extra, importlib.util.find_spec(module) is not None
+
+
 def digits(rng: np.random.Generator, *, samples: int | None = None,
            test_fraction: float = 0.0) -> Dataset:
     """scikit-learn's bundled 8×8 digits (1797, no download): pixels / 16, 10 classes.
