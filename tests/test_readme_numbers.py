@@ -64,13 +64,16 @@ def variant(summary: dict[str, Any], label: str) -> dict[str, Any]:
 def test_make_demo_table() -> None:
     """The table under "What `make demo` printed": `initlab run configs/playground.yaml`."""
     s = run("playground.yaml")
-    rows = re.findall(rf"^\| (\w+) +\| (\w+) +\| ({NUM})[^|]*\| ({NUM}) +\| ({NUM}) +\|$",
-                      README, flags=re.M)
+    rows = re.findall(rf"^\| (\w+) +\| (\w+) +\| ({NUM})[^|]*\| ({NUM}) +\| (never|\d+) +\| "
+                      rf"({NUM}) +\| ({NUM}) +\|$", README, flags=re.M)
     assert [r[0] for r in rows] == ["zero", "too_small", "appropriate", "too_large"], rows
-    for label, diagnosis, loss, acc, ratio in rows:
+    for label, diagnosis, loss, tail, drop, acc, ratio in rows:
         v = variant(s, label)
         assert v["diagnosis"] == diagnosis
         assert_quoted(float(np.mean(v["final_loss"])), loss, f"{label} final loss")
+        assert_quoted(v["final_loss_tail_median"], tail, f"{label} loss tail")
+        assert (v["steps_to_drop_median"] is None) if drop == "never" else \
+            v["steps_to_drop_median"] == int(drop)
         assert_quoted(float(np.mean(v["final_accuracy"])), acc, f"{label} accuracy")
         assert_quoted(v["act_ratio"], ratio, f"{label} Var ratio")
 
