@@ -93,29 +93,6 @@ def per_seed(loss: np.ndarray, steps: np.ndarray) -> dict[str, list[Any]]:
             "delayed": [delayed(c, steps) for c in cols]}
 
 
-def variant_fields(loss: np.ndarray, steps: np.ndarray) -> dict[str, Any]:
-    """summary.json's outcome fields of one variant (loss: (T, seeds)): steps_to_drop,
-    final_loss_tail, delayed per seed and the two medians."""
-    m = per_seed(loss, steps)
-    return {"steps_to_drop": m["steps_to_drop"], "final_loss_tail": m["final_loss_tail"],
-            "steps_to_drop_median": median_steps(m["steps_to_drop"]),
-            "final_loss_tail_median": median_finite(m["final_loss_tail"]),
-            "delayed": m["delayed"]}
-
-
-def evidence_fields(fields: dict[str, Any], loss_init: np.ndarray, steps: int
-                    ) -> dict[str, Any]:
-    """The outcome part of initlab.diagnosis.Evidence from `variant_fields` and the per-seed
-    losses at init."""
-    with np.errstate(all="ignore"):
-        over = np.asarray(fields["final_loss_tail"], dtype=float) / np.asarray(loss_init, float)
-    tail, ratio = fields["final_loss_tail_median"], median_finite(over.tolist())
-    return {"steps": int(steps), "steps_to_drop": fields["steps_to_drop_median"],
-            "loss_tail": math.nan if tail is None else tail,
-            "tail_over_init": math.nan if ratio is None else ratio,
-            "delayed_seeds": int(sum(fields["delayed"]))}
-
-
 def _t975(df: int) -> float:
     from scipy.stats import t
 
