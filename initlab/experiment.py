@@ -35,8 +35,10 @@ from initlab.results.folder import Result
 FORMAT_VERSION = 1
 LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
 CURVE_POINTS = 1000
-BOUNDARY_GRID = np.round(np.arange(-5.0, 5.0 + 1e-9, 0.1), 10)  # the article's [-5, 5], step 0.1
-FRAME_GRID = np.linspace(-5.0, 5.0, 41)  # boundary frames during training: coarse, [-5, 5]
+BOUNDARY_POINTS = 101  # decision-boundary grid points per axis, over the data's extent
+FRAME_POINTS = 41  # boundary frames during training: a coarser grid over the same extent
+BOUNDARY_CHUNK = 1 << 21  # a boundary forward pass holds members x points x sum(widths) <= this
+BOUNDARY_MARGIN = 0.1  # the grid reaches this fraction of the data's range beyond it
 MAX_FRAMES = 60
 
 
@@ -189,27 +191,55 @@ def first_seeds(s: Setup, lo: int = 0, hi: int | None = None) -> np.ndarray:
     return m[(m >= lo) & (m < (len(s.members) if hi is None else hi))] - lo
 
 
-def _boundary(s: Setup, pop: Population, g: np.ndarray = BOUNDARY_GRID,
+def boundary_grid(x: np.ndarray, points: int = BOUNDARY_POINTS) -> np.ndarray:
+    """The decision-boundary grid of 2-D data x (N, 2): `points` values from the smallest to
+    the largest finite coordinate (both axes share it, so panels stay square), widened by
+    BOUNDARY_MARGIN of the range on each side; [-5, 5] when there is no finite point."""
+    finite = np.asarray(x, dtype=float)
+    finite = finite[np.isfinite(finite).all(axis=1)] if finite.ndim == 2 else finite[:0]
+    if not finite.size:
+        return np.linspace(-5.0, 5.0, points)
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = BOUNDARY_MARGIN * max(hi - lo, 1e-3)
+    return np.linspace(lo - pad, hi + pad, points)
+
+
+def chunk_points(members: int, sizes: list[int], points: int) -> int:
+    """Grid points per forward pass of a boundary: members x points x sum(widths) (the
+    trace a forward pass keeps) at most BOUNDARY_CHUNK elements."""
+    per_point = max(members * sum(sizes[1:]), 1)
+    return max(1, min(points, BOUNDARY_CHUNK // per_point))
+
+
+def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
               first: np.ndarray | None = None) -> np.ndarray | None:
     """P(class 1) of the members `first` of `pop` (default: every variant's first seed) on the
-    grid g^2, (len(first), len(g), len(g)); None unless the data are 2-D and binary."""
+    grid g^2 (default: `boundary_grid` of the data), (len(first), len(g), len(g)), evaluated in
+    chunks of grid points (`chunk_points`) so that deep and wide nets need little memory; None
+    unless the data are 2-D and binary."""
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
+    g = boundary_grid(s.dataset.x) if g is None else g
     first = first_seeds(s) if first is None else first
     if len(first) == 0:
         return np.zeros((0, len(g), len(g)))
     xx, yy = np.meshgrid(g, g)  # row i: x2 = g[i]; column j: x1 = g[j]
     grid: np.ndarray = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(s.dtype)
+    members = pop.select(first)
+    p = np.empty((members.M, len(grid)))
+    step = chunk_points(members.M, s.sizes, len(grid))
     with np.errstate(all="ignore"):
-        z = forward(pop.select(first), grid).out
-        p = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
-            np.exp(z[..., 1] - np.logaddexp(z[..., 0], z[..., 1]))
+        for start in range(0, len(grid), step):
+            z = forward(members, grid[start:start + step]).out
+            p[:, start:start + step] = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
+                np.exp(z[..., 1] - np.logaddexp(z[..., 0], z[..., 1]))
     return p.reshape(len(first), len(g), len(g))
 
 
 class _BoundaryFrames:
     """Decision-boundary frames during training (2-D binary data only), for the interactive
-    report and the GIF: P(class 1) of each variant's first seed on FRAME_GRID^2 as uint8
+    report and the GIF: P(class 1) of each variant's first seed on the frame grid (FRAME_POINTS
+    over the data's extent, `boundary_grid`) as uint8
     (round(254 p); 255 = not finite), at <= MAX_FRAMES steps, half spaced evenly, half
     geometrically (the early steps change most). Taken from the progress hook, which train()
     calls after each epoch with the population updated in place. `first`: which members of
@@ -220,6 +250,7 @@ class _BoundaryFrames:
         self.s, self.pop = s, pop
         self.first = first_seeds(s) if first is None else first
         self.on = s.dataset.n_in == 2 and s.dataset.task == "binary"
+        self.grid = boundary_grid(s.dataset.x, FRAME_POINTS) if self.on else np.zeros(0)
         N = len(s.dataset.x)
         full = schedule.batch_size is None or schedule.batch_size >= N
         total = schedule.epochs * (1 if full else math.ceil(N / int(schedule.batch_size or N)))
@@ -237,7 +268,7 @@ class _BoundaryFrames:
         if not final and self.steps and \
                 not ((self.wanted > self.steps[-1]) & (self.wanted <= step)).any():
             return  # no wanted step reached since the last frame
-        p = _boundary(self.s, self.pop, FRAME_GRID, self.first)
+        p = _boundary(self.s, self.pop, self.grid, self.first)
         assert p is not None
         q = np.where(np.isfinite(p), np.round(np.clip(p, 0, 1) * 254), 255)
         self.steps.append(int(step))
@@ -257,7 +288,7 @@ class _BoundaryFrames:
         if not self.on:
             return {}
         return {"boundary_frames": np.stack(self.frames), "boundary_steps": np.array(self.steps),
-                "boundary_frames_grid": FRAME_GRID}
+                "boundary_frames_grid": self.grid}
 
 
 @dataclass
@@ -358,8 +389,8 @@ def assemble(s: Setup, trained: Trained, t0: float) -> Result:
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }
     if trained.boundary is not None:
-        arrays.update(boundary=trained.boundary, boundary_grid=BOUNDARY_GRID, data_x=ds.x,
-                      data_y=ds.y)
+        arrays.update(boundary=trained.boundary, boundary_grid=boundary_grid(ds.x),
+                      data_x=ds.x, data_y=ds.y)
         arrays.update(trained.frames)
     summary = {
         "format_version": FORMAT_VERSION, "initlab_version": __version__,

@@ -26,7 +26,13 @@ Symbols (all from the resolved config and the data set's shape):
                                          the float64 set and its copy in the run's dtype, and
                                          what generating it takes (`generation_bytes`: a
                                          teacher's own net; checked before it is generated)
-    boundary    = 2 V G² A s             the decision-boundary grid (2-D binary data only)
+    boundary    = s V C (3 A + 4 n_max) + 48 G² + 16 V G² + F V g²
+                                     the decision boundary (2-D binary data only): forward
+                                     passes over C grid points at a time (z, h, phi' of every
+                                     layer and temporaries of the widest; C = min(G², 2^21 /
+                                     (V A)), see experiment.chunk_points), the G x G grid's
+                                     points (G = 101), P(class 1) on it and its copy, F <= 62
+                                     uint8 frames of g x g (g = 41) during training
     base        = 200 MB                 Python, NumPy, matplotlib
 
     total = the sum; a run is refused when total > the limit: --max-memory, else the memory
@@ -62,7 +68,7 @@ GENERATION_CHECKED = 50 * 10**6  # data sets that take more to generate are chec
 BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
-BOUNDARY_POINTS = 101 * 101
+FRAMES = 62  # experiment.MAX_FRAMES and the first and last step
 MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
@@ -308,6 +314,16 @@ class Plan:
         ]
 
 
+def boundary_bytes(variants: int, sizes: list[int], itemsize: int) -> int:
+    """Bytes of the decision boundary's evaluation (see the module formula)."""
+    from initlab.experiment import BOUNDARY_POINTS, FRAME_POINTS, chunk_points
+
+    grid = BOUNDARY_POINTS ** 2
+    chunk = chunk_points(variants, sizes, grid)
+    return (itemsize * variants * chunk * (3 * sum(sizes[1:]) + 4 * max(sizes[1:]))
+            + 48 * grid + 16 * variants * grid + FRAMES * variants * FRAME_POINTS ** 2)
+
+
 def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     """The Plan of a resolved config (api.resolve) whose data has `shape` (module formula)."""
     widths = [int(w) for w in cfg["model"]["widths"]]
@@ -328,7 +344,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     bins = int(meas.get("bins", 50))
     optimizer = str(tr.get("optimizer", "sgd"))
     P = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    A, n_max = sum(sizes[1:]), max(sizes[1:])
+    n_max = max(sizes[1:])
     dtype = np.float32 if s == 4 else np.float64
     B_meas = N if full else min(int(meas.get("batch", 1000)), N)
     chunk = 0 if full else min(N, max(1, EVAL_CHUNK_ELEMENTS // max(1, M * max(sizes))))
@@ -342,7 +358,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
         "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
         "curves": COPIES * 8 * (E + 1) * M,
         "data": 2 * 8 * N * (shape.n_in + shape.y_cols) + generation_bytes(cfg["data"], N),
-        "boundary": (2 * V * BOUNDARY_POINTS * A * s  # residual nets draw no boundary
+        "boundary": (boundary_bytes(V, sizes, s)  # residual nets draw no boundary
                      if shape.n_in == 2 and shape.task == "binary" and not residual else 0),
         "base": BASE_BYTES,
     }

@@ -51,8 +51,12 @@ def test_boundary_frames_are_recorded_and_match_the_final_boundary(playground):
     assert frames.dtype == np.uint8 and frames.shape[1:] == (4, 41, 41)
     assert steps[0] == 0 and steps[-1] == result.summary["steps"]
     assert len(steps) <= 62 and np.all(np.diff(steps) > 0)
-    # the last frame is the final boundary on the coarse grid (every 0.5 is on both grids)
-    fine = np.round((a["boundary_frames_grid"][::2] + 5) / 0.1).astype(int)
+    # the last frame is the final boundary on the coarse grid: both grids span the data's
+    # extent, 41 and 101 points, so every second frame point is every fifth fine point
+    coarse, grid = a["boundary_frames_grid"], a["boundary_grid"]
+    assert coarse[0] == grid[0] and coarse[-1] == grid[-1]
+    fine = np.arange(0, 101, 5)
+    assert np.allclose(coarse[::2], grid[fine])
     final = a["boundary"][:, fine][:, :, fine]
     ok = np.isfinite(final)
     assert np.abs(frames[-1][:, ::2, ::2][ok] / 254 - final[ok]).max() < 0.003

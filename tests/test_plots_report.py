@@ -11,7 +11,7 @@ from fakes import fake_result, written_binary  # noqa: F401 (a shared fixture)
 from initlab.report import document as report
 from initlab.report import plots, render
 
-ALL_PNGS = {"loss.png", "variance.png", "histograms.png", "gradients.png",
+ALL_PNGS = {"loss.png", "variance.png", "variance_steps.png", "histograms.png", "gradients.png",
             "signal_propagation.png"}
 
 
@@ -51,12 +51,13 @@ def test_all_members_diverged_does_not_crash(tmp_path):
                          diverge=[(0, s, 0) for s in range(2)])
     result.arrays["loss"][0] = np.inf
     paths = render.save_all(result, tmp_path)
-    assert len(paths) == 6 and all(_is_png(p) for p in paths)
+    assert len(paths) == 7 and all(_is_png(p) for p in paths)
 
 
 def test_zero_epochs_and_one_seed(tmp_path):
     result = fake_result(variants=1, seeds=1, epochs=0, layers=1)
-    assert {p.name for p in render.save_all(result, tmp_path)} >= ALL_PNGS
+    names = {p.name for p in render.save_all(result, tmp_path)}
+    assert names == ALL_PNGS - {"variance_steps.png"} | {"decision_boundary.png"}  # no training
 
 
 def test_palette_is_one_colour_per_label_everywhere():

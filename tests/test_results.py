@@ -76,7 +76,8 @@ def test_folder_has_every_file_and_tables_are_long_format(written_binary):  # no
     result, out = written_binary
     names = {p.name for p in out.iterdir()}
     assert names == {"config.yaml", "summary.json", "arrays.npz", "variance.csv", "loss.csv",
-                     "report.md", "report.html", "loss.png", "variance.png", "histograms.png",
+                     "report.md", "report.html", "loss.png", "variance.png", "variance_steps.png",
+                     "histograms.png",
                      "gradients.png", "decision_boundary.png", "signal_propagation.png"}
     assert _leftovers(out.parent) == []
     rows = list(csv.DictReader((out / "variance.csv").open()))

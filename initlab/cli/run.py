@@ -20,6 +20,7 @@ from initlab.cli.console import (
     say,
     summary_table,
 )
+from initlab.cli.figures import DpiOpt, FormatOpt, LayersOpt, NoPlotsOpt, figure_options
 from initlab.errors import suggest
 
 
@@ -44,13 +45,19 @@ def run(
         "--workers", metavar="N|auto", help="Processes that train the population, each a "
         "contiguous chunk of members; the same results whatever N. auto: one unless the "
         "population is large and its nets narrow (README, 'Every core').")] = "auto",
+    formats: FormatOpt = None,
+    dpi: DpiOpt = None,
+    no_plots: NoPlotsOpt = False,
+    layers: LayersOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train every init variant x seed of CONFIG as one population; write results/<name>/."""
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from initlab import resources
     from initlab.api import resolve
+    from initlab.cli.progress import PlainProgress
     from initlab.config.schema import load_config
     from initlab.parallel import parse_workers, run_parallel
     from initlab.report.render import write_result
@@ -66,6 +73,7 @@ def run(
             limit = resources.parse_size(max_memory)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--max-memory") from None
+    options = figure_options(formats, dpi, no_plots, layers)
     with reporting(debug):
         cfg = load_config(config, overrides=set_ or ())
         resolved = resolve(cfg)
@@ -79,9 +87,14 @@ def run(
         preflight(target)  # writable, not a sweep's folder: refused now, not after training
         # refreshed from the progress callback, not by a thread of its own: worker processes
         # then start by fork (milliseconds) instead of a forkserver (initlab.sweep.execute.executor)
+        # stderr not a terminal (CI logs, nohup): plain lines every ~10% or 10 s instead
+        plain = None if quiet or err.is_terminal else PlainProgress(
+            f"training {resolved['name']}", lambda line: err.print(line, markup=False,
+                                                                   highlight=False))
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                        TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
-                       console=err, disable=quiet, transient=True, auto_refresh=False)
+                       console=err, disable=quiet or plain is not None, transient=True,
+                       auto_refresh=False)
         with bar:
             task = bar.add_task(f"training {resolved['name']}", total=plan.steps)
             shown = [0.0]
@@ -91,14 +104,21 @@ def run(
                 if time.monotonic() - shown[0] > 0.1 or step >= total:
                     shown[0] = time.monotonic()
                     bar.refresh()
+                if plain is not None:
+                    plain(step, total)
 
             result = run_parallel(resolved, n_workers, progress)
         result.summary = json_safe(result.summary)
+        if plain is not None:
+            plain.line("writing figures and reports")
+        started = time.perf_counter()
         try:
-            written = write_result(result, target, animate=animate)
+            written = write_result(result, target, animate=animate, options=options)
         except OSError as e:
             raise OutputError(f"{target}: cannot write the results: {e.strerror or e}; they "
                               "were not kept (an earlier result there is intact)") from None
+        if plain is not None:
+            plain.line(f"wrote the results in {time.perf_counter() - started:.1f} s")
     if not quiet:
         show_summary(result.summary)
     ok = True
@@ -183,14 +203,19 @@ def list_(
 @app.command()
 def report(
     results_dir: Annotated[Path, typer.Argument(help="A results folder written by `run`.")],
+    formats: FormatOpt = None,
+    dpi: DpiOpt = None,
+    no_plots: NoPlotsOpt = False,
+    layers: LayersOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Re-render plots and reports from the stored numbers, without retraining."""
     from initlab.report.render import write_result
     from initlab.results.folder import load_result
 
+    options = figure_options(formats, dpi, no_plots, layers)
     with reporting(debug):
         result = load_result(results_dir)
-        written = write_result(result, results_dir)
+        written = write_result(result, results_dir, options=options)
     out.print(summary_table(result.summary), soft_wrap=False)
     err.print(f"report: {written}/report.html", markup=False)

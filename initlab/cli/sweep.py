@@ -13,6 +13,7 @@ import typer
 import yaml
 
 from initlab.cli.console import DebugOpt, app, err, out, reporting
+from initlab.cli.figures import DpiOpt, FormatOpt, LayersOpt, NoPlotsOpt, figure_options
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -54,11 +55,16 @@ def sweep(
         "--max-memory", metavar="SIZE", help="Refuse a sweep whose largest population is "
         "estimated to need more than SIZE (e.g. 2GB) instead of the memory available now.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    formats: FormatOpt = None,
+    dpi: DpiOpt = None,
+    no_plots: NoPlotsOpt = False,
+    layers: LayersOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run every cell of a grid; cells that differ only in init, seed or lr train together."""
     from initlab import resources
     from initlab.errors import Terminated
+    options = figure_options(formats, dpi, no_plots, layers)
     from initlab.resources import format_size
     from initlab.results.folder import OutputError, atomic_write_text, dumps_json, preflight
     from initlab.sweep import execute as sw
@@ -98,7 +104,7 @@ def sweep(
                     t0 = time.perf_counter()
                     for o in sw.run_plan(plan, target, backend=backend, workers=workers,
                                          address=address, force=force, fail_fast=fail_fast,
-                                         cell_plots=cell_plots):
+                                         cell_plots=cell_plots, options=options):
                         outcomes[o.cell.id] = o
                         counts[o.status] += 1
                         bar.update(task, advance=1, refresh=True, **counts)
@@ -115,7 +121,8 @@ def sweep(
                 atomic_write_text(target / "failures.json", dumps_json(
                     [{"cell": o.cell.id, "values": o.cell.values, "error": o.error}
                      for o in outcomes.values() if o.status == "failed"]))
-                table = sweep_report.write_all(target, plan, outcomes, command)
+                table = sweep_report.write_all(target, plan, outcomes, command,
+                                               draw=options.plots)
             except OSError as e:
                 raise OutputError(f"{target}: cannot write the sweep's tables and report: "
                                   f"{e.strerror or e}; the {counts['done']} finished cells are "

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from initlab.report import interactive
+from initlab.report.axes import chosen_layers, requested_layers
 from initlab.report.plots import fmt, labels_of, palette
 from initlab.results.folder import Result, json_safe
 
@@ -23,10 +24,14 @@ CAPTIONS = {
     "loss.png": "Training loss per variant (mean over seeds, band min–max, × = diverged).",
     "variance.png": "Per-layer activation and back-propagated gradient variance: init (solid), "
                     "end (faint), theory (dashed).",
-    "histograms.png": "Activation histograms per hidden layer (the article's figure 2, "
+    "variance_steps.png": "log10 Var(h) and log10 Var(dL/dz) of every layer over training, one "
+                          "image per variant (grey: 0 or not finite).",
+    "histograms.png": "Activation histograms of the chosen layers (the article's figure 2, "
                       "Glorot & Bengio's figure 6).",
-    "gradients.png": "Histograms of log10 |dL/dz| per hidden layer (Glorot & Bengio's figure 7).",
-    "decision_boundary.png": "P(class 1) on [−5, 5]² with the data (the article's figure 1).",
+    "gradients.png": "Histograms of log10 |dL/dz| of the chosen layers (Glorot & Bengio's "
+                     "figure 7).",
+    "decision_boundary.png": "P(class 1) over the data's extent with the data (the article's "
+                             "figure 1).",
     "signal_propagation.png": "Signal propagation at init (Brock et al. 2021): average channel "
                               "squared mean and variance per layer.",
     "residual.png": "Residual stream: Var(x_l) and the branch's Var(f_l) against block l at "
@@ -157,12 +162,31 @@ VARIANCE_HEADER = ["variant", "layer", "width", "Var(h) init", "theory", "Var(h)
                    "Var(h) end", "Var(dL/dz) init", "Var(dL/dz) end"]
 
 
-def variance_rows(result: Result) -> list[list[str]]:
-    """Per variant and layer: act_var at init vs theory, at the end, and grad_var."""
+TABLE_LAYERS = 12  # deeper nets: the variance table lists the chosen layers only
+
+
+def table_layers(result: Result, layers: Sequence[int] | None = None) -> list[int] | None:
+    """1-based layers of the variance table: every layer up to TABLE_LAYERS layers, else the
+    chosen ones (`layers`, measure.layers, or the first, 1/4, 1/2, 3/4 and last hidden layer
+    plus the output); None means all."""
+    variants = result.summary.get("variants") or [{}]
+    L = len(variants[0].get("layers") or [])
+    if L <= TABLE_LAYERS and not layers:
+        return None
+    picked = [l + 1 for l in chosen_layers(L, requested_layers(result, layers))]
+    return sorted({*picked, L})
+
+
+def variance_rows(result: Result, layers: Sequence[int] | None = None) -> list[list[str]]:
+    """Per variant and layer (all, or `layers`, 1-based): act_var at init vs theory, at the
+    end, and grad_var."""
     rows = []
+    keep = set(layers) if layers else None
     for v in result.summary.get("variants", []):
         finals = {row.get("layer"): row for row in v.get("layers_final") or []}
         for row in v.get("layers") or []:
+            if keep is not None and row.get("layer") not in keep:
+                continue
             end = finals.get(row.get("layer"), {})
             act, theory = row.get("act_var"), row.get("act_var_theory")
             ratio = act / theory if isinstance(act, int | float) and theory else None
@@ -205,8 +229,22 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return lines
 
 
-def render_markdown(result: Result, images: Sequence[str]) -> str:
-    """The report as Markdown; `images` are PNG file names relative to the report."""
+def _caption(name: str | Path) -> str:
+    key = Path(name).stem + ".png"
+    return CAPTIONS.get(key, Path(name).name)
+
+
+def _layers_note(shown: list[int] | None, end: str = "") -> list[str]:
+    if shown is None:
+        return []
+    return [f"Layers {', '.join(map(str, shown))} (all layers: variance.csv, summary.json)."
+            + end]
+
+
+def render_markdown(result: Result, images: Sequence[str],
+                    layers: Sequence[int] | None = None) -> str:
+    """The report as Markdown; `images` are figure file names relative to the report;
+    `layers` (1-based) chooses the rows of a deep net's variance table."""
     out = [f"# {_title(result)}", ""]
     out += [f"- **{k}**: {_md_cell(v)}" for k, v in _facts(result)] + [""]
     out += ["## What happened", ""]
@@ -218,14 +256,14 @@ def render_markdown(result: Result, images: Sequence[str]) -> str:
     if comparison_rows(result):
         out += ["## Paired comparisons", "", comparison_intro(result), "",
                 *_md_table(COMPARISON_HEADER, comparison_rows(result)), ""]
-    out += ["## Variance per layer (mean over seeds)", "",
-            *_md_table(VARIANCE_HEADER, variance_rows(result)), ""]
+    shown = table_layers(result, layers)
+    out += ["## Variance per layer (mean over seeds)", "", *_layers_note(shown, "\n"),
+            *_md_table(VARIANCE_HEADER, variance_rows(result, shown)), ""]
     if images:
         out += ["## Plots", ""]
         for name in images:
-            base = Path(name).name
-            out += [f"![{CAPTIONS.get(base, base)}]({name})", "", f"*{CAPTIONS.get(base, base)}*",
-                    ""]
+            caption = _caption(name)
+            out += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     out += ["## Resolved config", "", "```yaml", _config_yaml(result).rstrip(), "```", ""]
     return "\n".join(out)
 
@@ -282,15 +320,24 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    caption = CAPTIONS.get(Path(path).name, Path(path).name)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+MIME = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def _img(image: str | Path | tuple[str, bytes]) -> str:
+    name, raw = image if isinstance(image, tuple) else (str(image), Path(image).read_bytes())
+    data = base64.b64encode(raw).decode("ascii")
+    caption = _caption(name)
+    mime = MIME.get(Path(name).suffix, "image/png")
+    return (f'<figure><img src="data:{mime};base64,{data}" alt="{_e(caption)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
-    """A self-contained HTML page: facts, one sentence per variant, tables, plots, config."""
+def render_html(result: Result, images: Sequence[str | Path | tuple[str, bytes]], *,
+                layers: Sequence[int] | None = None) -> str:
+    """A self-contained HTML page: facts, one sentence per variant, tables, plots (embedded
+    PNG or SVG: files, or (file name, bytes)), config. `layers` (1-based) chooses the
+    histogram layers of the interactive part and the rows of a deep net's variance table."""
+    shown = table_layers(result, layers)
     colours = palette(labels_of(result))
     facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _facts(result))
     story = "".join(
@@ -304,16 +351,17 @@ def render_html(result: Result, image_paths: Sequence[str | Path]) -> str:
         f"<title>{_e(_title(result))}</title><style>{CSS}{interactive.CSS}</style></head><body>",
         f"<h1>{_e(_title(result))}</h1>", f'<dl class="facts">{facts}</dl>',
         f'<h2>What happened</h2><ul class="story">{story}</ul>',
-        interactive.section(result),
+        interactive.section(result, layers),
         "<h2>Results</h2>", _html_table(RESULTS_HEADER, results_rows(result), colours, 7),
         *([f"<h2>Paired comparisons</h2><p>{_e(comparison_intro(result))}</p>",
            _html_table(COMPARISON_HEADER, comparison_rows(result), colours)]
           if comparison_rows(result) else []),
         "<h2>Variance per layer (mean over seeds)</h2>",
-        _html_table(VARIANCE_HEADER, variance_rows(result), colours),
+        *(f"<p>{_e(t)}</p>" for t in _layers_note(shown)),
+        _html_table(VARIANCE_HEADER, variance_rows(result, shown), colours),
     ]
-    if image_paths:
-        parts += ["<h2>Plots</h2>", *(_img(Path(p)) for p in image_paths)]
+    if images:
+        parts += ["<h2>Plots</h2>", *(_img(p) for p in images)]
     parts += ["<h2>Resolved config</h2>", f"<pre>{_e(_config_yaml(result))}</pre>",
               "</body></html>", ""]
     return "\n".join(parts)

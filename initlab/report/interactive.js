@@ -68,26 +68,69 @@ function drawBoundary(cv, v, step, points) {
 }
 
 // ---- axes helpers
+// ticks at readable values: decades (or 1-2-5 steps within two decades) on log axes, 1-2-5
+// steps on linear ones; never more than ~6, whatever the depth or the number of steps
+function logTicks(lo, hi) {  // lo, hi in log10 units; returns log10 values
+  const dec = hi - lo;
+  if (dec >= 2) {
+    const step = Math.max(1, Math.ceil(dec / 5)), out = [];
+    for (let e = Math.ceil(lo / step) * step; e <= hi + 1e-9; e += step) out.push(e);
+    return out;
+  }
+  for (const ms of [[1, 2, 5], [1, 2, 3, 5, 7], [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const out = [];
+    for (let d = Math.floor(lo) - 1; d <= Math.ceil(hi); d++) {
+      for (const m of ms) {
+        const t = Math.log10(m) + d;
+        if (t >= lo - 1e-9 && t <= hi + 1e-9) out.push(t);
+      }
+    }
+    if (out.length >= 3) return out;
+  }
+  return [lo, hi];
+}
+function linTicks(lo, hi, n, integer) {
+  const span = (hi - lo) || 1;
+  let step = Math.pow(10, Math.floor(Math.log10(span / n)));
+  for (const m of [1, 2, 5, 10]) { if (span / (step * m) <= n) { step *= m; break; } }
+  if (integer) step = Math.max(1, Math.round(step));
+  const out = [];
+  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9; t += step) out.push(t);
+  return out;
+}
+function logLabel(t) {
+  const r = Math.round(t);
+  if (Math.abs(t - r) < 1e-9 && Math.abs(r) >= 3) return '1e' + r;
+  return fmt(+Math.pow(10, t).toPrecision(3));
+}
 function axes(ctx, box, xr, yr, xlab, ylab, ylog, xint) {
   const [x0, y0, w, h] = box;
   ctx.strokeStyle = '#999'; ctx.lineWidth = 1;
   ctx.strokeRect(x0, y0, w, h);
   ctx.fillStyle = '#333'; ctx.font = '11px system-ui,sans-serif';
   ctx.textAlign = 'center'; ctx.fillText(xlab, x0 + w / 2, y0 + h + 28);
-  ctx.save(); ctx.translate(x0 - 38, y0 + h / 2); ctx.rotate(-Math.PI / 2);
-  ctx.fillText(ylab, 0, 0); ctx.restore();
+  ctx.textAlign = 'left'; ctx.fillText(ylab, x0 - 30, y0 - 6);  // above the axis: no overlap
   ctx.textAlign = 'right';
-  for (let k = 0; k <= 4; k++) {
-    const t = yr[0] + (yr[1] - yr[0]) * k / 4, y = y0 + h - h * k / 4;
-    ctx.fillText(ylog ? fmt(Math.pow(10, t)) : fmt(t), x0 - 4, y + 4);
+  const yt = ylog ? logTicks(yr[0], yr[1]) : linTicks(yr[0], yr[1], 5, false);
+  for (const t of yt) {
+    const y = y0 + h - h * (t - yr[0]) / (yr[1] - yr[0]);
+    ctx.fillText(ylog ? logLabel(t) : fmt(t), x0 - 4, y + 4);
+    ctx.beginPath(); ctx.moveTo(x0 - 2, y); ctx.lineTo(x0, y); ctx.stroke();
   }
   ctx.textAlign = 'center';
-  const nx = xint ? Math.max(Math.round(xr[1] - xr[0]), 1) : 4;
-  for (let k = 0; k <= nx; k++) {
-    const t = xr[0] + (xr[1] - xr[0]) * k / nx;
-    ctx.fillText(fmt(Math.round(t * 100) / 100), x0 + w * k / nx, y0 + h + 14);
+  for (const t of linTicks(xr[0], xr[1], 6, xint)) {
+    const x = x0 + w * (t - xr[0]) / ((xr[1] - xr[0]) || 1);
+    ctx.fillText(fmt(t), x, y0 + h + 14);
   }
   ctx.textAlign = 'left';
+}
+function above(ctx, x, y) {  // an up triangle: a value above the axis
+  ctx.beginPath(); ctx.moveTo(x - 4, y + 6); ctx.lineTo(x + 4, y + 6); ctx.lineTo(x, y);
+  ctx.closePath(); ctx.fill();
+}
+function below(ctx, x, y) {  // a down triangle: a value below the axis (or exactly zero)
+  ctx.beginPath(); ctx.moveTo(x - 4, y - 6); ctx.lineTo(x + 4, y - 6); ctx.lineTo(x, y);
+  ctx.closePath(); ctx.fill();
 }
 function lg(x) { return (x !== null && x > 0 && isFinite(x)) ? Math.log10(x) : null; }
 function range(vals, pad) {
@@ -99,6 +142,16 @@ function range(vals, pad) {
   if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
   const p = (hi - lo) * pad; return [lo - p, hi + p];
 }
+// a log10 range set by the reference values (at init, theory) and the others within 6
+// decades of them, at most 100 decades tall: a diverged run's 1e280 never sets the axis
+function refRange(ref, others, pad) {
+  const r = ref.filter(x => x !== null && isFinite(x));
+  if (!r.length) return range(others, pad);
+  const lo = Math.min(...r), hi = Math.max(...r);
+  const near = others.filter(x => x !== null && isFinite(x) && x >= lo - 6 && x <= hi + 6);
+  const out = range(r.concat(near), pad);
+  return [Math.max(out[0], out[1] - 100), out[1]];
+}
 
 // ---- loss: log10 of the mean, band min-max, cursor at the step
 const LS = D.loss.steps;
@@ -107,7 +160,7 @@ const lossR = range(lossVals, 0.05);
 function drawLoss(step) {
   const cv = document.getElementById('ip-loss'), ctx = cv.getContext('2d');
   ctx.clearRect(0, 0, cv.width, cv.height);
-  const box = [56, 12, cv.width - 70, cv.height - 56];
+  const box = [56, 24, cv.width - 70, cv.height - 68];
   const xr = [0, Math.max(LS[LS.length - 1], 1)];
   axes(ctx, box, xr, lossR, 'step', 'loss (log scale)', true);
   const X = s => box[0] + (s - xr[0]) / (xr[1] - xr[0]) * box[2];
@@ -157,21 +210,22 @@ function lossAt(v, step) {  // mean loss of variant v at the loss point nearest 
 }
 
 // ---- variance vs depth: two panels, Var(h) with theory, Var(dL/dz)
-const L = D.var.act[0][0].length;
+const L = D.depth || D.var.act[0][0].length, VL = D.var_layers || D.layers;
 function allLog(a) { return [].concat(...a.map(r => [].concat(...r.map(x => x.map(lg))))); }
 const theoryLog = D.var.theory ? [].concat(...D.var.theory.map(t => t.map(lg))) : [];
-const actR = range(allLog(D.var.act).concat(theoryLog), 0.05);
-const gradR = D.var.grad ? range(allLog(D.var.grad), 0.05) : [0, 1];
+const actR = refRange(allLog([D.var.act[0]]).concat(theoryLog), allLog(D.var.act), 0.05);
+const gradR = D.var.grad ? refRange(allLog([D.var.grad[0]]), allLog(D.var.grad), 0.05)
+  : [0, 1];
 function drawVar(r) {
   const cv = document.getElementById('ip-var'), ctx = cv.getContext('2d');
   ctx.clearRect(0, 0, cv.width, cv.height);
   const half = (cv.width - 40) / 2;
-  const panels = [[D.var.act, actR, 'Var(h)', D.var.theory],
-                  [D.var.grad, gradR, 'Var(dL/dz)', null]];
+  const panels = [[D.var.act, actR, 'Var(h), log scale', D.var.theory],
+                  [D.var.grad, gradR, 'Var(dL/dz), log scale', null]];
   panels.forEach(([arr, yr, name, theory], k) => {
     if (!arr) return;
-    const box = [60 + k * (half + 20), 12, half - 50, cv.height - 56];
-    axes(ctx, box, [1, Math.max(L, 2)], yr, 'layer', name + ' (log)', true, true);
+    const box = [60 + k * (half + 20), 24, half - 50, cv.height - 68];
+    axes(ctx, box, [1, Math.max(L, 2)], yr, 'layer', name, true, true);
     const X = l => box[0] + (l - 1) / Math.max(L - 1, 1) * box[2];
     const Y = y => box[1] + box[3] -
       (Math.min(Math.max(y, yr[0]), yr[1]) - yr[0]) / (yr[1] - yr[0]) * box[3];
@@ -184,14 +238,19 @@ function drawVar(r) {
       if (theory && sel) series.push([theory[v], [5, 4]]);
       for (const [ys, dash] of series) {
         ctx.setLineDash(dash); ctx.beginPath(); let started = false;
-        ys.forEach((y, l) => {
-          let t = lg(y); const zero = (y === 0);
-          if (t === null && zero) t = yr[0];  // exactly zero: drawn on the bottom edge
-          if (t === null) { started = false; return; }
-          if (!started) { ctx.moveTo(X(l + 1), Y(t)); started = true; }
-          else ctx.lineTo(X(l + 1), Y(t));
+        const zeros = [], tops = [];
+        ys.forEach((y, i) => {
+          const t = lg(y), l = VL[i];
+          if (y === 0 || (t !== null && t < yr[0])) zeros.push(l);  // marked, not a line
+          if (t !== null && t > yr[1]) tops.push(l);
+          if (t === null || t < yr[0] || t > yr[1]) { started = false; return; }
+          if (!started) { ctx.moveTo(X(l), Y(t)); started = true; } else ctx.lineTo(X(l), Y(t));
         });
         ctx.stroke(); ctx.setLineDash([]);
+        if (!dash.length) {
+          zeros.forEach(l => below(ctx, X(l), box[1] + box[3]));
+          tops.forEach(l => above(ctx, X(l), box[1]));
+        }
       }
       ctx.globalAlpha = 1;
     }

@@ -21,15 +21,23 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from initlab.report.axes import chosen_layers, requested_layers
 from initlab.report.plots import labels_of, palette
 from initlab.results.folder import Result, loss_steps
 
 MAX_STEPS = 300  # recorded steps kept for the slider (evenly subsampled beyond this)
+MIN_STEPS = 12  # ... and at least this many, whatever the budgets below say
+MAX_PAGE_LAYERS = 200  # layers of the variance curves (evenly subsampled beyond this)
+VAR_NUMBERS = 60_000  # numbers of the variance curves (Var(h) and Var(dL/dz)), all steps
+HIST_BYTES = 300_000  # bytes of the histograms (before base64), all steps
+MAX_FRAME_BYTES = 250_000  # bytes of the decision-boundary frames (before base64)
+MAX_POINTS = 2000  # data points drawn on the boundary
 MAX_LOSS_POINTS = 400
 DIGITS = 4  # significant digits of every float in the payload
 
@@ -101,8 +109,24 @@ def _loss(result: Result, member_variant: np.ndarray, V: int) -> dict[str, Any]:
     return {"steps": _round(steps, 6), "mean": mean, "lo": lo, "hi": hi, "diverged": diverged}
 
 
-def payload(result: Result) -> dict[str, Any] | None:
-    """The page's data, or None when the result has no recorded statistics."""
+def page_budget(R: int, V: int, L: int, k: int, bins: int) -> tuple[int, int]:
+    """(steps, layers) the page keeps of R recorded steps and L layers (V variants, k chosen
+    histogram layers, `bins` bins): at most MAX_STEPS steps and MAX_PAGE_LAYERS layers, and
+    few enough steps that the variance curves hold at most VAR_NUMBERS numbers and the
+    histograms at most HIST_BYTES bytes (so that report.html stays under 3 MB at any depth)."""
+    layers = min(L, MAX_PAGE_LAYERS)
+    per_step_var = max(2 * V * layers, 1)
+    per_step_hist = max(2 * V * k * bins, 1)
+    steps = min(R, MAX_STEPS, max(MIN_STEPS, VAR_NUMBERS // per_step_var,),
+                max(MIN_STEPS, HIST_BYTES // per_step_hist))
+    return max(min(steps, R), 1), layers
+
+
+def payload(result: Result, layers: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """The page's data, or None when the result has no recorded statistics. Deep or long runs
+    are subsampled (`page_budget`): evenly spread steps and layers (first and last kept),
+    histograms of the chosen layers only (`layers`, measure.layers or the default spread),
+    at most MAX_FRAME_BYTES of decision-boundary frames."""
     a = result.arrays
     need = ("loss", "stat_steps", "stat_act_var", "member_variant")
     labels = labels_of(result)
@@ -110,41 +134,54 @@ def payload(result: Result) -> dict[str, Any] | None:
         return None
     V = len(labels)
     mv = np.asarray(a["member_variant"])
-    keep = _even(len(a["stat_steps"]), MAX_STEPS)
     L = int(a["stat_act_var"].shape[-1])
-    layers = list(range(L - 1)) if L > 1 else [0]  # hidden layers (the output is linear)
+    hist_layers = chosen_layers(L, requested_layers(result, layers))
+    bins = int(np.asarray(a["hist_h"]).shape[-1]) if "hist_h" in a else 0
+    n_steps, n_layers = page_budget(len(a["stat_steps"]), V, L, len(hist_layers), bins)
+    keep = _even(len(a["stat_steps"]), n_steps)
+    var_layers = _even(L, n_layers)
     sizes = result.summary.get("sizes") or []
     colours = palette(labels)
+
+    def var(key: str) -> Any:
+        return _round(_variant_mean(np.asarray(a[key])[keep][:, :, var_layers], mv, V))
+
     out: dict[str, Any] = {
         "name": str(result.summary.get("name") or ""),
         "labels": labels, "colours": [colours[x] for x in labels],
         "activation": str(result.summary.get("activation") or ""),
         "steps": [int(s) for s in np.asarray(a["stat_steps"])[keep]],
-        "layers": [int(l + 1) for l in layers],
-        "widths": [int(sizes[l + 1]) if l + 1 < len(sizes) else None for l in range(L)],
+        "layers": [int(l + 1) for l in hist_layers],
+        "var_layers": [int(l + 1) for l in var_layers], "depth": L,
+        "widths": [int(sizes[l + 1]) if l + 1 < len(sizes) else None for l in var_layers],
         "loss": _loss(result, mv, V),
         "var": {
-            "act": _round(_variant_mean(a["stat_act_var"][keep], mv, V)),
-            "grad": _round(_variant_mean(a["stat_grad_var"][keep], mv, V))
-            if "stat_grad_var" in a else None,
-            "theory": _round(a["theory_act_var"]) if "theory_act_var" in a else None,
+            "act": var("stat_act_var"),
+            "grad": var("stat_grad_var") if "stat_grad_var" in a else None,
+            "theory": _round(np.asarray(a["theory_act_var"])[:, var_layers])
+            if "theory_act_var" in a else None,
         },
         "diagnosis": [str(v.get("diagnosis", "")) for v in result.summary.get("variants", [])],
     }
     for key in ("h", "dz"):
         if f"hist_{key}" in a and f"hist_{key}_edges" in a:
-            h = np.asarray(a[f"hist_{key}"])[keep][:, :, layers]
+            h = np.asarray(a[f"hist_{key}"])[keep][:, :, hist_layers]
             out[f"hist_{key}"] = {"edges": _round(a[f"hist_{key}_edges"]),
-                                  "shape": [len(keep), V, len(layers), int(h.shape[-1])],
+                                  "shape": [len(keep), V, len(hist_layers), int(h.shape[-1])],
                                   "data": _b64(_hist_u8(h, mv, V))}
     if "boundary_frames" in a and "data_x" in a:
         frames = np.asarray(a["boundary_frames"])  # (F, V, G, G) uint8, 255 = not finite
+        per_frame = max(int(np.prod(frames.shape[1:])), 1)
+        pick = _even(len(frames), max(2, MAX_FRAME_BYTES // per_frame))
+        frames = frames[pick]
         grid = np.asarray(a["boundary_frames_grid"], dtype=float)
-        out["boundary"] = {"steps": [int(s) for s in a["boundary_steps"]],
+        out["boundary"] = {"steps": [int(s) for s in np.asarray(a["boundary_steps"])[pick]],
                            "shape": list(frames.shape), "lo": float(grid[0]),
                            "hi": float(grid[-1]), "data": _b64(frames)}
-        out["data"] = {"x": _round(a["data_x"], 3),
-                       "y": [int(y > 0.5) for y in np.asarray(a["data_y"], dtype=float)]}
+        x = np.asarray(a["data_x"], dtype=float)
+        points = _even(len(x), MAX_POINTS)
+        out["data"] = {"x": _round(x[points], 3),
+                       "y": [int(y > 0.5) for y in np.asarray(a["data_y"], dtype=float)[points]]}
     return out
 
 
@@ -154,14 +191,15 @@ def _script_json(obj: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def section(result: Result) -> str:
-    """The interactive section of report.html ('' when the result has nothing to animate)."""
-    data = payload(result)
+def section(result: Result, layers: Sequence[int] | None = None) -> str:
+    """The interactive section of report.html ('' when the result has nothing to animate);
+    `layers`: the histograms' layers (1-based; default measure.layers or a spread)."""
+    data = payload(result, layers)
     if data is None:
         return ""
     has_boundary = "boundary" in data
     boundary = ('<figure class="ip-panel"><figcaption id="ip-bcap">Decision boundary: '
-                'P(class 1) on [−5, 5]², first seed (▲ class 1, ● class 0)</figcaption>'
+                'P(class 1) over the data, first seed (▲ class 1, ● class 0)</figcaption>'
                 '<canvas id="ip-boundary" width="300" height="300" role="img" '
                 'aria-labelledby="ip-bcap"></canvas></figure>') if has_boundary else ""
     return f"""<section id="interactive" aria-labelledby="ip-title">
@@ -186,7 +224,7 @@ the line marks the current step</figcaption>
 <canvas id="ip-var" width="420" height="300" role="img" aria-labelledby="ip-vcap"></canvas>
 </figure>
 </div>
-<figure class="ip-panel ip-wide"><figcaption id="ip-hcap">Histograms per hidden layer at this
+<figure class="ip-panel ip-wide"><figcaption id="ip-hcap">Histograms of the chosen layers at this
 step (seeds pooled, each scaled to its tallest inner bin; the end bins hold clipped values):
 activations h (left), log10 |dL/dz| (right)
 </figcaption>

@@ -1,11 +1,14 @@
-"""Figures of a Result: loss curves, per-layer variances, histograms (Glorot's figures 6 and 7,
-the article's figure 2) and decision boundaries (the article's figure 1).
+"""Figures of a Result: loss curves, per-layer variances and decision boundaries (the article's
+figure 1); the histograms and the layer x step images are in layer_plots.
 
 Every function takes a Result and returns a matplotlib Figure drawn on an Agg canvas (no
-pyplot, no global state); initlab.report.render writes them as PNGs. One variant keeps one
-colour in every figure (`palette`, Okabe-Ito, colour-blind safe). Diverged members (NaN/inf)
-never break a plot: non-finite losses are clipped to the top of the loss axis, non-finite or
-non-positive values are left out of log axes and counted in the title.
+pyplot, no global state); initlab.report.render writes them (PNG, SVG or PDF, at most
+MAX_PIXELS in each direction). One variant keeps one colour in every figure (`palette`,
+Okabe-Ito, colour-blind safe). The cost of a figure does not grow with the depth: per-layer
+quantities are one line per variant (or one image per variant), never one axes per layer.
+Diverged members (NaN/inf) never break a plot and never set an axis: non-finite losses are
+clipped to the top of the loss axis; on log axes, values far from the references (at init,
+theory) are marked on the axis' edges and counted in the title.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from initlab.report.axes import LOG_AXIS_MAX, log_limits, log_series, log_ticks
+from initlab.report.axes import layer_ticks as layer_axis
 from initlab.results.folder import Result, loss_steps
 
 DPI = 110
-LOG_AXIS_MAX = 1e200  # beyond ~1e±280 matplotlib's log tick locator overflows (OverflowError)
+MAX_PIXELS = 4000  # every written image is at most this many pixels wide and tall
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
              "#F0E442")  # yellow last: it is hard to see on white
 TAB10 = tuple(to_hex(f"tab:{c}") for c in ("blue", "orange", "green", "red", "purple", "brown",
                                           "pink", "gray", "olive", "cyan"))
+MARKER_LAYERS = 30  # per-layer lines get a marker per layer up to this depth
 
 
 def fmt(x: object) -> str:
@@ -72,6 +78,12 @@ def spread_layers(n: int, k: int = MAX_GRID_LAYERS) -> list[int]:
     return sorted({round(float(i)) for i in np.linspace(0, n - 1, k)})
 
 
+def _log_series(ax, x: np.ndarray, y: np.ndarray, floor: float = 0.0, **style) -> int:
+    """`axes.log_series` with only a floor: points <= floor (zeros) get a ▼ on the bottom
+    edge; returns the number of points not on the line."""
+    return log_series(ax, x, y, (floor, math.inf), **style)
+
+
 def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -90,26 +102,36 @@ def _finite_mean(x: np.ndarray, axis: int) -> np.ndarray:
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
+def trained(result: Result) -> bool:
+    """Whether the result has statistics after some training (not only at init)."""
+    steps = result.arrays.get("stat_steps")
+    return bool(result.summary.get("steps") or 0) and steps is not None and len(steps) > 1
+
+
 # ---------------------------------------------------------------- loss
 
 def plot_loss(result: Result) -> Figure:
     """Mean loss per variant vs step (finite seeds), min-max band over seeds, log y. Non-finite
-    losses are drawn at the top of the axis; x marks where a seed diverged."""
+    losses (and those beyond 1e±200) are drawn on a dotted line at the top of the axis; x marks
+    where a seed diverged. The axis spans the data with a small margin."""
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
     loss, steps = np.asarray(a["loss"], dtype=float), loss_steps(result)[0]
-    # losses beyond 1e±200 are drawn at the top (or bottom), like inf
     drawable = np.isfinite(loss) & (loss < LOG_AXIS_MAX)
     good = loss[drawable & (loss > 1 / LOG_AXIS_MAX)]
-    top = 10 ** math.ceil(math.log10(good.max()) + 0.3) if good.size else 1.0
-    floor = good.min() if good.size else top * 1e-6
-    shown = np.clip(np.where(drawable, loss, top), floor, top)
+    limits = log_limits([good], pad=0.04) or (0.1, 10.0)
+    bad_any = bool((~drawable).any())
+    lo, hi = limits
+    top = hi  # where non-finite losses are drawn
+    if bad_any:  # room above the data for the clipped values' line
+        hi = hi * (hi / lo) ** 0.08
+    shown = np.clip(np.where(drawable, loss, top), lo, top)
     fig = _figure(7.5, 4.4)
     ax = fig.add_subplot()
     for v, label in enumerate(labels):
         members = _members(result, v)
         raw, clipped = loss[:, members], shown[:, members]
-        mean = np.clip(np.nan_to_num(_finite_mean(raw, axis=1), nan=top), floor, top)
+        mean = np.clip(np.nan_to_num(_finite_mean(raw, axis=1), nan=top), lo, top)
         bad = ~np.isfinite(raw)
         n_div = int(bad.any(axis=0).sum())
         text = label + (f"  ({n_div}/{members.sum()} diverged)" if n_div else "")
@@ -121,8 +143,11 @@ def plot_loss(result: Result) -> Figure:
         ax.scatter(steps[first], np.full(first.shape, top), marker="x", s=70, lw=2,
                    color=colours[label], zorder=5, clip_on=False)
     ax.set_yscale("log")
-    ax.set_ylim(floor / 1.5, top * 1.5)
-    if (~drawable).any():
+    ax.set_ylim(lo, hi)
+    log_ticks(ax.yaxis, lo, hi)
+    if len(steps) > 1:
+        ax.set_xlim(steps[0], steps[-1])
+    if bad_any:
         ax.axhline(top, color="0.5", ls=":", lw=0.9)
         ax.annotate("NaN/inf (clipped)", (0.99, top), xycoords=("axes fraction", "data"),
                     ha="right", va="bottom", fontsize=8, color="0.35")
@@ -136,132 +161,67 @@ def plot_loss(result: Result) -> Figure:
 
 # ---------------------------------------------------------------- variance per layer
 
-def _log_series(ax, x: np.ndarray, y: np.ndarray, floor: float = 0.0, **style) -> int:
-    """Plot y on a log axis leaving out non-finite points and those <= floor, which are returned
-    as a count; the latter (zeros, in effect) get a ▼ on the bottom edge in the line's colour."""
-    ok = np.isfinite(y) & (y > floor)
-    if ok.any():
-        ax.plot(x, np.where(ok, y, np.nan), **style)
-    zero = np.isfinite(y) & (y <= floor)
-    if zero.any():
-        ax.scatter(x[zero], np.full(zero.sum(), 0.0), marker="v", s=40, clip_on=False,
-                   color=style.get("color"), alpha=style.get("alpha", 1.0), zorder=4,
-                   transform=ax.get_xaxis_transform())
-    return int((~ok).sum())
-
-
 def plot_variance(result: Result) -> Figure:
     """Left: Var(h) per layer at init (solid), end of training (faint) and theory (dashed).
-    Right: Var(dL/dz) per layer, same styles."""
+    Right: Var(dL/dz) per layer, same styles. The axes are set by the values at init and the
+    theory; end-of-training values far from them are marked on the edges (▲ ▼)."""
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
     theory = a.get("theory_act_var")
-    fig = _figure(11, 4.4)
-    axes = fig.subplots(1, 2, sharex=True)
+    end = trained(result)
+    fig = _figure(11, 4.6)
+    axes = fig.subplots(1, 2)
     panels = (("act_var", "Activation variance Var(h)", "Var(h)"),
               ("grad_var", "Back-propagated gradient variance Var(dL/dz)", "Var(dL/dz)"))
     for ax, (stat, title, ylabel) in zip(axes, panels):
         values = np.asarray(a[f"stat_{stat}"], dtype=float)  # (R, M, L)
-        layers = np.arange(1, values.shape[-1] + 1)
-        series = [(_finite_mean(values[r, _members(result, v)], axis=0), v, r)
-                  for v in range(len(labels)) for r in sorted({0, values.shape[0] - 1})]
-        curves = [y for y, _, _ in series]
+        L = values.shape[-1]
+        layers = np.arange(1, L + 1)
+        rows = [0, values.shape[0] - 1] if end else [0]
+        means = {(v, r): _finite_mean(values[r, _members(result, v)], axis=0)
+                 for v in range(len(labels)) for r in rows}
+        reference = [means[v, 0] for v in range(len(labels))]
         if stat == "act_var" and theory is not None:
-            curves += list(np.asarray(theory, dtype=float))
-        good = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in curves])
-        floor = float(good.max()) * 1e-24 if good.size else 0.0  # keep the axis readable
+            reference += list(np.asarray(theory, dtype=float))
+        limits = log_limits(reference, [means[v, rows[-1]] for v in range(len(labels))])
         hidden = 0
-        for y, v, r in series:
+        marker = L <= MARKER_LAYERS
+        for (v, r), y in means.items():
             c = colours[labels[v]]
-            style = (dict(lw=2, **layer_marks(len(layers))) if r == 0
-                     else dict(lw=1.2, marker=".", alpha=0.35))
-            hidden += _log_series(ax, layers, y, floor, color=c, **style)
+            style = (dict(lw=2, marker="o" if marker else None, ms=4) if r == 0
+                     else dict(lw=1.2, marker="." if marker else None, alpha=0.45))
+            hidden += log_series(ax, layers, y, limits, color=c, **style)
             if stat == "act_var" and theory is not None and r == 0:
-                _log_series(ax, layers, np.asarray(theory[v], dtype=float), floor, color=c,
-                            lw=1.2, ls="--")
-        if good.size:
+                log_series(ax, layers, np.asarray(theory[v], dtype=float), limits, color=c,
+                           lw=1.2, ls="--")
+        if limits is not None:
             ax.set_yscale("log")
-        note = f"\n({hidden} points ≈ 0 (▼) or non-finite)" if hidden else ""
+            ax.set_ylim(*limits)
+            log_ticks(ax.yaxis, *limits)
+        note = f"\n({hidden} points off the axis: ▼ ≈ 0 or below, ▲ above)" if hidden else ""
         ax.set(title=title + note, xlabel="layer l (1 = first weight layer)",
-               ylabel=f"{ylabel}, mean over seeds (log scale)", **layer_ticks(layers))
+               ylabel=f"{ylabel}, mean over seeds (log scale)",
+               xlim=(0.5, L + 0.5) if L < 10 else (1, L))
+        layer_axis(ax.xaxis)
         ax.grid(True, alpha=0.3)
-    styles = [Line2D([], [], color="0.3", lw=2, marker="o", ms=4, label="at init"),
-              Line2D([], [], color="0.3", lw=1.2, alpha=0.35, marker=".", label="end of training"),
-              Line2D([], [], color="0.3", lw=1.2, ls="--", label="theory (init)")]
+    styles = [Line2D([], [], color="0.3", lw=2, marker="o", ms=4, label="at init")]
+    if end:
+        styles.append(Line2D([], [], color="0.3", lw=1.2, alpha=0.45, marker=".",
+                             label="end of training"))
+    if theory is not None:
+        styles.append(Line2D([], [], color="0.3", lw=1.2, ls="--", label="theory (init)"))
     variants = [Line2D([], [], color=colours[lab], lw=3, label=lab) for lab in labels]
-    axes[0].legend(handles=styles, fontsize=8, frameon=False)
-    fig.legend(handles=variants, loc="outside right upper", fontsize=8, frameon=False)
+    fig.legend(handles=[*styles, *variants], loc="outside right upper", fontsize=8,
+               frameon=False)
     return fig
-
-
-# ---------------------------------------------------------------- histogram grids
-
-def _variant_grid(result: Result, key: str, xlabel: str, title: str,
-                  zero_bin: bool = False) -> Figure:
-    """Rows = variants, columns = hidden layers; each cell the histogram `hist_<key>` summed
-    over the variant's seeds and normalized: filled at init, outline at the end. With
-    `zero_bin`, the first bin (where zeros land) is left out of the bars and its share written
-    in the cell, so dead units do not flatten the rest."""
-    a, labels = result.arrays, labels_of(result)
-    colours = palette(labels)
-    hist = np.asarray(a[f"hist_{key}"], dtype=float)  # (R, M, L, bins)
-    hist = np.where(np.isfinite(hist), hist, 0.0)
-    edges = np.asarray(a[f"hist_{key}_edges"], dtype=float)
-    n_layers = hist.shape[2]
-    cols = spread_layers(n_layers - 1) if n_layers > 1 else [0]
-    fig = _figure(1.2 + 2.1 * len(cols), 0.9 + 1.35 * len(labels))
-    axes = fig.subplots(len(labels), len(cols), sharex=True, squeeze=False)
-    for v, label in enumerate(labels):
-        members = _members(result, v)
-        for j, l in enumerate(cols):
-            ax = axes[v, j]
-            init, final = hist[0, members, l].sum(0), hist[-1, members, l].sum(0)
-            first = 1 if zero_bin else 0
-            if init.sum() > 0:
-                ax.stairs(init[first:] / init.sum(), edges[first:], fill=True,
-                          color=colours[label], alpha=0.45)
-            if hist.shape[0] > 1 and final.sum() > 0:
-                ax.stairs(final[first:] / final.sum(), edges[first:], color=colours[label],
-                          lw=1.3)
-            if zero_bin and init.sum() + final.sum() > 0:
-                shares = [f"{h[0] / h.sum():.0%}" if h.sum() > 0 else "—" for h in (init, final)]
-                ax.text(0.02, 0.95, f"≈0: {shares[0]} → {shares[1]}", transform=ax.transAxes,
-                        va="top", fontsize=7, color="0.3")
-            if init.sum() == 0 and final.sum() == 0:
-                ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=8, color="0.4")
-            ax.set_ylim(bottom=0)
-            ax.tick_params(labelsize=7)
-            if v == 0:
-                ax.set_title(f"layer {l + 1}", fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"{label}\nfraction", fontsize=8, color=colours[label])
-            if v == len(labels) - 1:
-                ax.set_xlabel(xlabel, fontsize=8)
-    fig.suptitle(title + "\nfilled: at init, outline: end of training (all seeds)", fontsize=10)
-    return fig
-
-
-def plot_histograms(result: Result) -> Figure:
-    """The article's figure 2 / Glorot's figure 6: activations h per hidden layer."""
-    return _variant_grid(result, "h", "activation h (end bins include values beyond)",
-                         "Activation histograms per hidden layer")
-
-
-def plot_gradients(result: Result) -> Figure:
-    """Glorot's figure 7: back-propagated gradients log10 |dL/dz| per hidden layer."""
-    low = float(np.asarray(result.arrays["hist_dz_edges"])[0])
-    return _variant_grid(result, "dz", "log10 |dL/dz|",
-                         "Back-propagated gradient histograms per hidden layer\n"
-                         f"≈0: share of |dL/dz| < 1e{low:.0f} (or 0), init → end", zero_bin=True)
 
 
 # ---------------------------------------------------------------- decision boundary
 
 def plot_decision_boundary(result: Result) -> Figure | None:
-    """The article's figure 1: P(class 1) on [-5, 5]^2 for each variant's first seed, the data
-    on top. `boundary[v, i, j]` is the value at (x1 = grid[j], x2 = grid[i]). None without
-    boundary arrays."""
+    """The article's figure 1: P(class 1) over the data's extent (`boundary_grid`) for each
+    variant's first seed, the data on top. `boundary[v, i, j]` is the value at
+    (x1 = grid[j], x2 = grid[i]). None without boundary arrays."""
     a, labels = result.arrays, labels_of(result)
     if "boundary" not in a or not labels:
         return None
@@ -287,13 +247,14 @@ def plot_decision_boundary(result: Result) -> Figure | None:
         ax.set_title(f"{label}\n{_first_seed_outcome(result, v)}", fontsize=9,
                      color=palette(labels)[label])
         ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal")
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
     for ax in axes.flat[len(labels):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7, loc="lower left", framealpha=0.8)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="P(class 1)   (grey: NaN)")
-    fig.suptitle("Decision boundary on [−5, 5]² (x1 across, x2 up)", fontsize=10)
+    fig.suptitle(f"Decision boundary on [{fmt(grid[0])}, {fmt(grid[-1])}]² "
+                 "(x1 across, x2 up)", fontsize=10)
     return fig
 
 

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from initlab import theory
 from initlab.nn.activations import Activation, get_activation
+from initlab.report.axes import layer_ticks, log_limits, log_series, log_ticks
 from initlab.report.plots import (
     DPI,
+    MARKER_LAYERS,
     _figure,
     _finite_mean,
-    _log_series,
     _members,
     labels_of,
-    layer_marks,
-    layer_ticks,
     palette,
 )
 from initlab.results.folder import Result, atomic_write_bytes
@@ -120,26 +120,39 @@ def plot_signal_propagation(result: Result) -> Figure | None:
         sq, var = np.asarray(a["sigprop_sq_mean"], float), np.asarray(a["sigprop_var"], float)
         note = ""
     elif "stat_act_var" in a and "stat_act_mean" in a:
-        sq = np.asarray(a["stat_act_mean"], float)[0] ** 2
+        with np.errstate(all="ignore"):  # a huge mean squares to inf: drawn as ▲
+            sq = np.asarray(a["stat_act_mean"], float)[0] ** 2
         var = np.asarray(a["stat_act_var"], float)[0]
         note = " (approximation: over all units)"
     else:
         return None
     colours = palette(labels)
-    fig = _figure(11, 4.4)
-    axes = fig.subplots(1, 2, sharex=True)
-    layers = np.arange(1, sq.shape[-1] + 1)
-    for ax, values, title in ((axes[0], sq, "Average channel squared mean" + note),
-                              (axes[1], var, "Average channel variance" + note)):
+    fig = _figure(11, 4.6)
+    axes = fig.subplots(1, 2)
+    L = sq.shape[-1]
+    layers = np.arange(1, L + 1)
+    marker = L <= MARKER_LAYERS
+    panels = ((axes[0], sq, "Average channel squared mean", "E_c[mean_x(h)²]"),
+              (axes[1], var, "Average channel variance", "E_c[Var_x(h)]"))
+    for ax, values, title, ylabel in panels:
+        means = [_finite_mean(values[_members(result, v)], axis=0) for v in range(len(labels))]
+        limits = log_limits(means)
+        hidden = 0
         for v, label in enumerate(labels):
-            y = _finite_mean(values[_members(result, v)], axis=0)
-            _log_series(ax, layers, y, 0.0, color=colours[label], lw=2, **layer_marks(len(layers)),
-                        label=label)
-        if np.isfinite(values).any() and (values > 0).any():
+            hidden += log_series(ax, layers, means[v], limits, color=colours[label], lw=2,
+                                 marker="o" if marker else None, ms=4)
+        if limits is not None:
             ax.set_yscale("log")
-        ax.set(title=title, xlabel="layer l (last = output)", **layer_ticks(layers))
+            ax.set_ylim(*limits)
+            log_ticks(ax.yaxis, *limits)
+        note_off = f"\n({hidden} points off the axis: ▼ ≈ 0 or below, ▲ above)" if hidden else ""
+        ax.set(title=title + note_off, xlabel="layer l (last = output)",
+               ylabel=f"{ylabel}, mean over seeds (log scale)",
+               xlim=(0.5, L + 0.5) if L < 10 else (1, L))
+        layer_ticks(ax.xaxis)
         ax.grid(True, alpha=0.3)
-    if axes[1].get_legend_handles_labels()[0]:
-        axes[1].legend(fontsize=8, frameon=False)
-    fig.suptitle("Signal propagation at init (Brock et al. 2021)", fontsize=10)
+    handles = [Line2D([], [], color=colours[lab], lw=2, marker="o" if marker else None, ms=4,
+                      label=lab) for lab in labels]  # every variant, drawn or at zero (▼)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    fig.suptitle("Signal propagation at init (Brock et al. 2021)" + note, fontsize=10)
     return fig

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initlab.sweep.lock import (  # re-exported
     _HELD_LOCKS,
@@ -30,6 +30,9 @@ from initlab.sweep.lock import (  # re-exported
     lock,
     worker_init,
 )
+
+if TYPE_CHECKING:
+    from initlab.report.render import FigureOptions
 from initlab.sweep.plan import (  # re-exported: initlab.sweep.execute was one module
     GRID,
     RESULTS_FORMAT,
@@ -325,8 +328,10 @@ DIED = ("its worker process died (killed from outside, e.g. by the out-of-memory
 
 def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int | None = None,
              address: str | None = None, force: bool = False, fail_fast: bool = False,
-             cell_plots: bool = False) -> Iterator[Outcome]:
-    """Run every unfinished cell; yield an Outcome per cell as it completes. The caller holds
+             cell_plots: bool = False, options: FigureOptions | None = None
+             ) -> Iterator[Outcome]:
+    """Run every unfinished cell; yield an Outcome per cell as it completes (`options`: the
+    figure formats, dpi and layers of the cells' figures, with `cell_plots`). The caller holds
     the lock. Finished cells are skipped (unless `force`), failures are recorded and the rest
     go on (unless `fail_fast`). Each cell's folder is written as soon as its population ends.
 
@@ -361,7 +366,7 @@ def run_plan(plan: Plan, out_dir: Path, *, backend: str = "local", workers: int 
         if e is None:
             for cid, result in parts:
                 try:
-                    write_result(result, cells_dir / cid, plots=cell_plots)
+                    write_result(result, cells_dir / cid, plots=cell_plots, options=options)
                 except Exception as x:  # a cell whose files cannot be written fails alone
                     yield Outcome(by_id[cid], "failed", f"cannot write its results: "
                                   f"{type(x).__name__}: {x}", time.perf_counter() - t0)
