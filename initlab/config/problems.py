@@ -325,7 +325,21 @@ def check_names(doc: Mapping[str, Any]) -> list[Found]:
     with suppress(ImportError):
         found += _check_residual(doc)
     found += _check_base_width(doc)
-    return found
+    return found + _check_layers(doc)
+
+
+def _check_layers(doc: Mapping[str, Any]) -> list[Found]:
+    """measure.layers (histogram layers) within the net's weight layers, the last the output."""
+    model, measure = doc.get("model"), doc.get("measure")
+    layers = measure.get("layers") if isinstance(measure, Mapping) else None
+    if not isinstance(model, Mapping) or not isinstance(layers, list):
+        return []
+    widths, depth = model.get("widths"), model.get("depth")
+    n = len(widths) + 1 if isinstance(widths, list) else depth + 1 if isinstance(depth, int) \
+        else None
+    return [Found(("measure", "layers", i), f"layer {l} is beyond the net's {n} weight layers",
+                  f"layers from 1 to {n}") for i, l in enumerate(layers)
+            if n is not None and isinstance(l, int) and not isinstance(l, bool) and l > n]
 
 
 def check_expect(doc: Mapping[str, Any], labels: list[str] | None,
