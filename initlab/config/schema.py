@@ -230,7 +230,7 @@ class MeasureConfig(_Strict):
     batch: int = Field(default=1000, ge=1, description="Samples used to measure statistics.")
     bins: int = Field(default=50, ge=2, description="Histogram bins (at least 2).")
     layers: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, min_length=1, max_length=12, description="Histogram layers (default: a spread).")
+        default=None, min_length=1, max_length=12, description="Histogram layers (a spread).")
 
 
 def _as_list(init: Any) -> Any:
@@ -369,8 +369,6 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)
 
-
-# ---------------------------------------------------------------- --set overrides
 
 
 def _normalize(doc: dict[str, Any]) -> None:
