@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sweep import TINY, rows, write
 from typer.testing import CliRunner
 
 from initlab.cli import app
@@ -24,26 +25,6 @@ from initlab.sweep import execute as sw
 
 runner = CliRunner()
 PY = sys.executable
-
-TINY = """\
-name: tiny
-seeds: 2
-data: {name: circle, samples: 40, seed: 0}
-model: {widths: [4, 3], activation: tanh}
-init: xavier_normal
-train: {lr: 0.1, epochs: 3}
-measure: {every: 1}
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
-def rows(folder: Path) -> list[dict]:
-    return json.loads((folder / "summary.json").read_text())["rows"]
 
 
 def finished(cells: Path) -> list[Path]:
