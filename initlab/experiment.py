@@ -303,6 +303,7 @@ class Trained:
     frames: dict[str, np.ndarray]
     boundary: np.ndarray | None
     lsuv_iters: dict[int, list[int]] | None = None  # by member index in the whole population
+    lsuv_scales: dict[int, list[float]] | None = None  # LSUV's scale factors, the same way
 
 
 def _schedule(s: Setup) -> Schedule:
@@ -339,9 +340,9 @@ def train_members(s: Setup, lo: int = 0, hi: int | None = None,
         h = train(pop, x, y, schedule, s.lr[lo:hi], bins, shuffle, frames.hook(progress),
                   stop_early=stop_early, population=len(s.members))
     frames.record(h.steps, final=True)
-    done = pop.info.get("lsuv_iters")
-    lsuv = {lo + int(m): list(i) for m, i in done.items()} if isinstance(done, dict) else None
-    return Trained(h, W0, b0, frames.arrays(), _boundary(s, pop, first=first), lsuv)
+    lsuv = [{lo + int(m): list(i) for m, i in done.items()} if isinstance(done, dict) else None
+            for done in (pop.info.get("lsuv_iters"), pop.info.get("lsuv_scales"))]
+    return Trained(h, W0, b0, frames.arrays(), _boundary(s, pop, first=first), *lsuv)
 
 
 def run_experiment(cfg: Mapping[str, Any], progress: Progress | None = None) -> Result:
@@ -378,7 +379,8 @@ def assemble(s: Setup, trained: Trained, t0: float) -> Result:
         theory_var[v] = _theory(s, W0, b0, q0, rows)
         variants_out.append(_variant_summary(s, h, v, label, spec, rows, theory_var[v], q0,
                                              loss_steps))
-        variants_out[-1]["lsuv_iters"] = _lsuv_iters(trained.lsuv_iters, rows)
+        variants_out[-1]["lsuv_iters"] = _lsuv(trained.lsuv_iters, rows, int)
+        variants_out[-1]["lsuv_scales"] = _lsuv(trained.lsuv_scales, rows, float)
 
     arrays: dict[str, np.ndarray] = {
         "loss": h.loss, "loss_steps": loss_steps, "loss_epochs": epochs,
@@ -414,11 +416,12 @@ def _steps_per_epoch(schedule: Schedule, n: int) -> int:
     return 1 if full else math.ceil(n / int(schedule.batch_size or n))
 
 
-def _lsuv_iters(done: Any, rows: np.ndarray) -> list[list[int]] | None:
-    """LSUV's rescalings per seed and layer of one variant (None: not a data-dependent init)."""
+def _lsuv(done: Any, rows: np.ndarray, kind: type) -> list[list[Any]] | None:
+    """LSUV's rescalings or scale factors per seed and layer of one variant (None: not a
+    data-dependent init)."""
     if not isinstance(done, dict) or not all(int(m) in done for m in rows):
         return None
-    return [[int(i) for i in done[int(m)]] for m in rows]
+    return [[kind(i) for i in done[int(m)]] for m in rows]
 
 
 def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],

@@ -178,9 +178,10 @@ def merge(parts: Sequence[Trained], per_epoch: int) -> Trained:
                   "boundary_frames": _cat([p.frames["boundary_frames"] for p in parts], 1)}
     boundary = _cat([p.boundary for p in parts], 0)
     lsuv = {m: i for p in parts for m, i in (p.lsuv_iters or {}).items()}
+    scales = {m: f for p in parts for m, f in (p.lsuv_scales or {}).items()}
     out = Trained(h, [_cat(w, 0) for w in zip(*(p.W0 for p in parts))],
                   [_cat(b, 0) for b in zip(*(p.b0 for p in parts))], frames, boundary,
-                  lsuv or None)
+                  lsuv or None, scales or None)
     if (h.diverged_step >= 0).all():
         _stop_where_the_population_stops(out, per_epoch)
     return out

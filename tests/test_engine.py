@@ -217,8 +217,10 @@ def test_same_config_same_numbers_in_fresh_processes() -> None:
 
 
 def test_lsuv_iterations_per_variant_seed_and_layer_in_the_summary_and_report() -> None:
-    """summary.json's lsuv_iters: per seed, per layer, the rescalings LSUV used on the init batch
-    (the same numbers Lsuv.rescale returns for that member's weights); null for other inits."""
+    """summary.json's lsuv_iters and lsuv_scales: per seed, per layer, the rescalings LSUV used
+    on the init batch and the factor they multiplied the orthogonal draw by (the same numbers
+    Lsuv.fit gives for that member's weights); null for other inits. The scales, applied to
+    the member's own draw, give unit Var(z) in every layer on the batch."""
     import initlab
     from initlab.nn.model import member_rngs
     from initlab.report import document
@@ -230,21 +232,38 @@ def test_lsuv_iterations_per_variant_seed_and_layer_in_the_summary_and_report() 
            "train": {"epochs": 1}, "measure": {"batch": 64}}
     result = initlab.run(initlab.load_config(cfg))
     lsuv, he = result.summary["variants"]
-    assert he["lsuv_iters"] is None
-    iters = lsuv["lsuv_iters"]
+    assert he["lsuv_iters"] is None and he["lsuv_scales"] is None
+    iters, scales = lsuv["lsuv_iters"], lsuv["lsuv_scales"]
     assert len(iters) == 2 and all(len(per_layer) == 3 for per_layer in iters)
+    assert len(scales) == 2 and all(len(per_layer) == 3 for per_layer in scales)
     # recompute seed 1 by hand: the member's own orthogonal draw, rescaled on the same batch
-    from initlab.data.datasets import load
+    from initlab.experiment import load_data
 
-    ds = load("circle", rng=np.random.default_rng(0), samples=64)
+    ds = load_data(result.config)  # the run's data set (its rng is [seed, 0xDA7A])
     init = inits.resolve("lsuv", tol=0.01)
     rng, _ = member_rngs((0, 1))
-    Ws = [init(rng, a, b) for a, b in itertools.pairwise([2, 8, 8, 1])]
+    drawn = [init(rng, a, b) for a, b in itertools.pairwise([2, 8, 8, 1])]
     bs = [np.zeros(b) for b in (8, 8, 1)]
-    assert init.rescale(Ws, bs, ds.x, np.tanh) == iters[1]
+    Ws = [W.copy() for W in drawn]
+    mine_iters, mine_scales = init.fit(Ws, bs, ds.x, np.tanh)
+    assert mine_iters == iters[1]
+    np.testing.assert_allclose(scales[1], mine_scales, rtol=1e-12)
+    h = ds.x
+    for l, (W0, s) in enumerate(zip(drawn, scales[1])):  # std(W0) x scale reaches Var(z) = 1
+        assert float(np.std(s * W0)) == pytest.approx(s * float(np.std(W0)), rel=1e-12)
+        z = h @ (s * W0)
+        assert abs(z.var() - 1) < 0.01, (l, z.var())
+        h = np.tanh(z)
     assert any(i > 0 for per_layer in iters for i in per_layer)
     text = document.render_markdown(result, [])
-    assert f"LSUV rescalings per layer: seed 0: {', '.join(map(str, iters[0]))}" in text
+    first = ", ".join(f"×{document.fmt(f)} ({i})" for f, i in zip(scales[0], iters[0]))
+    assert f"LSUV per layer, scale factor (rescalings): seed 0: {first}" in text
+    html = document.render_html(result, [])
+    assert f"seed 0: {first}" in html
+    # results written before lsuv_scales: the rescalings alone
+    del lsuv["lsuv_scales"]
+    old = document.render_markdown(result, [])
+    assert f"LSUV rescalings per layer: seed 0: {', '.join(map(str, iters[0]))}" in old
 
 
 def test_lsuv_iterations_are_the_same_with_workers() -> None:
@@ -258,3 +277,5 @@ def test_lsuv_iterations_are_the_same_with_workers() -> None:
     assert one[0]["lsuv_iters"] is None and len(one[1]["lsuv_iters"]) == 3
     two = initlab.run(initlab.load_config(cfg), workers=2).summary["variants"]
     assert [v["lsuv_iters"] for v in two] == [v["lsuv_iters"] for v in one]
+    assert [v["lsuv_scales"] for v in two] == [v["lsuv_scales"] for v in one]
+    assert one[1]["lsuv_scales"] is not None and one[0]["lsuv_scales"] is None

@@ -323,6 +323,28 @@ def test_lsuv_unit_variance_on_a_tanh_net(tol: float) -> None:
         np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-12)
 
 
+def test_lsuv_fit_returns_the_scale_factor_of_each_layer() -> None:
+    """fit's scales: W_l = s_l * (the orthogonal draw), so std(W_l) = s_l * std(draw), and the
+    draw multiplied by them gives Var(z_l) = 1 within tol on the batch, layer after layer."""
+    sizes, rng = [20, 64, 64, 3], np.random.default_rng(3)
+    init = resolve("lsuv", tol=0.02)
+    Ws = [init(rng, sizes[l], sizes[l + 1]) for l in range(len(sizes) - 1)]
+    bs = [rng.normal(0, 0.3, n) for n in sizes[1:]]
+    x = 3 * rng.standard_normal((500, 20))
+    drawn = [W.copy() for W in Ws]
+    iters, scales = init.fit(Ws, bs, x, np.tanh)
+    assert iters == resolve("lsuv", tol=0.02).rescale([W.copy() for W in drawn], bs, x, np.tanh)
+    assert len(scales) == 3 and all(s != 1.0 for s in scales), scales
+    for W, W0, s in zip(Ws, drawn, scales):
+        np.testing.assert_allclose(W, s * W0, rtol=1e-12)
+        assert W.std() == pytest.approx(s * W0.std(), rel=1e-12)
+    for z in _forward_zs([s * W0 for s, W0 in zip(scales, drawn)], bs, x):
+        assert abs(z.var() - 1) < 0.02
+    # a layer already at unit variance is not rescaled: factor exactly 1
+    one = resolve("lsuv", tol=10.0).fit([W.copy() for W in drawn], bs, x, np.tanh)
+    assert one == ([0, 0, 0], [1.0, 1.0, 1.0])
+
+
 def test_lsuv_max_iter_and_gain() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((200, 10))

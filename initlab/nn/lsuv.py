@@ -41,22 +41,33 @@ class Lsuv(Initializer):
 
     def rescale(self, Ws: list[Array], bs: list[Array], x: Array,
                 phi: Callable[[Array], Array]) -> list[int]:
+        """`fit`'s rescalings per layer (Ws modified in place the same way)."""
+        return self.fit(Ws, bs, x, phi)[0]
+
+    def fit(self, Ws: list[Array], bs: list[Array], x: Array,
+            phi: Callable[[Array], Array]) -> tuple[list[int], list[float]]:
         """For l = 1..L in turn: z = h[l-1] @ W[l] + b[l] on the batch x (h[0] = x, h = phi(z) on
         hidden layers; the last layer is linear), then W[l] *= gain / sqrt(Var(z)) (Var over batch
         and units) until |Var(z) / gain² - 1| < tol or max_iter rescalings. Ws (fan_in, fan_out)
-        of ONE network are modified in place; returns the rescalings used per layer."""
+        of ONE network are modified in place; returns, per layer, the rescalings used and their
+        product: the scale factor s_l with W[l] = s_l * (the orthogonal draw), so that
+        std(W[l]) = s_l * std(draw) (1.0 where no rescaling was needed)."""
         if len(Ws) != len(bs):
             raise ValueError(f"lsuv: {len(Ws)} weights but {len(bs)} biases")
         target = self.gain**2
         h = np.asarray(x, dtype=np.float64)  # (batch, n_in)
         used: list[int] = []
+        scales: list[float] = []
         for l, (W, b) in enumerate(zip(Ws, bs)):
             z = h @ W + b  # (batch, fan_out)
-            var, it = float(np.var(z)), 0
+            var, it, scale = float(np.var(z)), 0, 1.0
             while it < self.max_iter and 0 < var < math.inf and abs(var / target - 1) >= self.tol:
-                W *= math.sqrt(target / var)
+                factor = math.sqrt(target / var)
+                W *= factor
+                scale *= factor
                 z = h @ W + b
                 var, it = float(np.var(z)), it + 1
             used.append(it)
+            scales.append(scale)
             h = phi(z) if l < len(Ws) - 1 else z
-        return used
+        return used, scales

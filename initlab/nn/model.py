@@ -310,12 +310,15 @@ def init_population(
     """Draw every member's parameters from its own rng, layer by layer (W[1], b[1], W[2], ...).
 
     Data-dependent initializers (LSUV, which has a `rescale` method) then rescale the member's
-    layers on the batch `x_init`; the iterations used per layer go to `pop.info["lsuv_iters"]`.
+    layers on the batch `x_init`; the iterations used per layer go to `pop.info["lsuv_iters"]`,
+    the scale factors they multiplied the drawn weights by to `pop.info["lsuv_scales"]` (both
+    {member index: [per layer]}).
     """
     M, L = len(members), len(sizes) - 1
     Ws = [np.empty((M, sizes[l], sizes[l + 1]), dtype=dtype) for l in range(L)]
     bs = [np.zeros((M, 1, sizes[l + 1]), dtype=dtype) for l in range(L)]
     lsuv_iters: dict[int, list[int]] = {}
+    lsuv_scales: dict[int, list[float]] = {}
     for m, spec in enumerate(members):
         rng, _ = member_rngs(spec.seed)
         for l in range(L):
@@ -323,17 +326,18 @@ def init_population(
             if spec.bias is not None:
                 bs[l][m, 0] = spec.bias.bias(  # type: ignore[attr-defined]
                     rng, sizes[l], sizes[l + 1], dtype)
-        rescale = getattr(spec.weight, "rescale", None)
-        if rescale is not None:
+        fit = getattr(spec.weight, "fit", None)
+        if fit is not None:
             if x_init is None:
                 raise ValueError("a data-dependent initializer (LSUV) needs a data batch")
             W_m = [W[m].astype(np.float64) for W in Ws]
             b_m = [b[m, 0].astype(np.float64) for b in bs]
-            lsuv_iters[m] = list(rescale(W_m, b_m, np.asarray(x_init, np.float64),
-                                         activation.phi))
+            iters, scales = fit(W_m, b_m, np.asarray(x_init, np.float64), activation.phi)
+            lsuv_iters[m], lsuv_scales[m] = list(iters), [float(f) for f in scales]
             for l in range(L):
                 Ws[l][m] = W_m[l]
-    info: dict[str, object] = {"lsuv_iters": lsuv_iters} if lsuv_iters else {}
+    info: dict[str, object] = {"lsuv_iters": lsuv_iters, "lsuv_scales": lsuv_scales} \
+        if lsuv_iters else {}
     return Population(Ws, bs, activation, info)
 
 

@@ -76,13 +76,19 @@ def _flags_text(v: dict) -> str:
 
 
 def _lsuv_text(v: dict) -> str:
-    """' LSUV rescalings per layer: seed 0: 2, 1, 0; ...' from a variant's lsuv_iters."""
+    """' LSUV per layer, scale factor (rescalings): seed 0: ×1.42 (2), ×0.981 (1); ...' from a
+    variant's lsuv_scales and lsuv_iters (results written before lsuv_scales: the rescalings)."""
     per_seed = v.get("lsuv_iters")
     if not per_seed:
         return ""
     seeds = v.get("seeds") or list(range(len(per_seed)))
-    parts = [f"seed {s}: {', '.join(str(i) for i in its)}" for s, its in zip(seeds, per_seed)]
-    return f" LSUV rescalings per layer: {'; '.join(parts)}."
+    scales = v.get("lsuv_scales")
+    if not scales or len(scales) != len(per_seed):
+        parts = [f"seed {s}: {', '.join(str(i) for i in its)}" for s, its in zip(seeds, per_seed)]
+        return f" LSUV rescalings per layer: {'; '.join(parts)}."
+    parts = [f"seed {s}: " + ", ".join(f"×{fmt(f)} ({i})" for f, i in zip(fs, its))
+             for s, fs, its in zip(seeds, scales, per_seed)]
+    return f" LSUV per layer, scale factor (rescalings): {'; '.join(parts)}."
 
 
 def _diverged(v: dict) -> str:
