@@ -85,7 +85,7 @@ def _documented_paths() -> list[str]:
     paths = set(re.findall(r"(?<![\w/.-])(initlab(?:\.[A-Za-z_]\w*)+)", text))
     for mod, names in re.findall(r"from (initlab(?:\.\w+)*) import ([\w, ]+)", text):
         paths |= {f"{mod}.{n.strip()}" for n in names.split(",") if n.strip()}
-    return sorted(p for p in paths if not p.endswith((".py", ".yaml")))
+    return sorted(p for p in paths if not p.endswith((".py", ".yaml", ".json")))
 
 
 @pytest.mark.parametrize("path", _documented_paths())

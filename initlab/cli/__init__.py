@@ -7,7 +7,14 @@ command line, unknown names); 3 results not found; 130 interrupted.
 
 from __future__ import annotations
 
-from initlab.cli import check, coordcheck, run, sweep, theory  # noqa: F401  (registers the commands)
+from initlab.cli import (  # noqa: F401  (registers the commands)
+    check,
+    coordcheck,
+    run,
+    schema,
+    sweep,
+    theory,
+)
 from initlab.cli.console import app
 
 __all__ = ["app", "main"]
