@@ -132,3 +132,32 @@ def test_validate_says_digits_needs_the_datasets_extra(monkeypatch) -> None:
     assert "needs scikit-learn, which is not installed; pip install 'initlab[datasets]'" in \
         r.stderr
     assert "ok " in r.stdout and "playground.yaml" in r.stdout
+
+
+def test_the_sweep_table_fits_80_columns_without_breaking_words(monkeypatch) -> None:
+    """depth_sweep's three axes at 80 columns: headers are the keys' last parts (the caption
+    names the full keys), so no value or header is broken over two lines."""
+    from rich.console import Console
+
+    from initlab.cli import sweep as cli_sweep
+    from initlab.sweep.plan import make_plan
+
+    plan = make_plan(str(ROOT / "configs" / "depth_sweep.yaml"), ["model.depth=5,20"])
+    inits = ["xavier_normal", "he_normal", "lecun_normal", "orthogonal"]
+    rows = [{"cell": i, "status": "done", "model.activation": act, "model.depth": depth,
+             "init": init, "variant": init, "final_loss_mean": 0.692, "final_loss_std": 0.000661,
+             "seeds": 3, "diagnosis": "vanishing", "var_ratio": 3.11e-08}
+            for i, (act, depth, init) in enumerate(
+                (a, d, n) for a in ("tanh", "relu") for d in (5, 20) for n in inits)]
+    for width in (80, 100, 120):
+        console = Console(width=width, record=True, highlight=False)
+        monkeypatch.setattr(cli_sweep, "out", console)
+        cli_sweep._print_table(plan, rows)
+        text = console.export_text()
+        lines = text.splitlines()
+        assert max(len(x.rstrip()) for x in lines) <= width
+        header = next(x for x in lines if "final loss" in x)
+        assert header.split()[:3] == ["activation", "depth", "init"], header
+        assert all(any(f" {n} " in x for x in lines) for n in inits)  # whole, on one line
+        assert "0.692±0.000661" in text
+        assert "activation = model.activation" in " ".join(text.split())

@@ -176,6 +176,15 @@ def _print_plan(plan: Plan, target: Path, format_size: Callable[[float], str]) -
               "written", markup=False)
 
 
+def column_names(keys: list[str]) -> dict[str, str]:
+    """Swept key -> its column's header: the key's last part (model.activation -> activation)
+    when no other column has it, so that a table of three axes fits 80 columns without
+    breaking words; the caption names the full keys."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: n if n and last.count(n) == 1 and n not in keys else k
+            for k, n in zip(keys, last)}
+
+
 def _print_table(plan: Plan, table: list[dict[str, Any]]) -> None:
     from rich import box
     from rich.markup import escape
@@ -192,7 +201,8 @@ def _print_table(plan: Plan, table: list[dict[str, Any]]) -> None:
     labels = {r.get("variant") for r in table if r["status"] == "done"}
     with_variant = "variant" in keys or ("init" not in axes and len(labels) > 1)
     t = Table(title=escape(f"sweep {plan.name}"), box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in (*axes, *(("variant",) if with_variant else ())):
+    names = column_names([*axes, *(("variant",) if with_variant else ())])
+    for c in names.values():
         t.add_column(escape(c), overflow="fold")
     for c in ("final loss", "diagnosis", "Var ratio"):
         t.add_column(c, no_wrap=True, justify="left" if c == "diagnosis" else "right")
@@ -211,6 +221,9 @@ def _print_table(plan: Plan, table: list[dict[str, Any]]) -> None:
                   f(r.get("var_ratio")))
     caption = "final loss: mean ± sd over seeds; Var ratio: Var(h) of the last hidden layer / " \
         "E[x²] at init (as in `initlab run`)"
+    short = [f"{n} = {k}" for k, n in names.items() if n != k]
+    if short:
+        caption += "; columns: " + ", ".join(short)
     if len(table) > 60:
         caption += f"; first 60 of {len(table)} rows, all in summary.csv"
     t.caption = escape(caption)
