@@ -32,8 +32,8 @@ _EXPORTS = {
     "get_activation": "initlab.nn.activations",
     "load_config": "initlab.config.schema",
     "run": "initlab.api",
-    "Result": "initlab.results.folder",
-    "load_result": "initlab.results.folder",
+    "Result": "initlab.report.notebook",  # the same class and function as initlab.results
+    "load_result": "initlab.report.notebook",  # with the Result's HTML view registered
 }
 
 # Where the modules of the flat layout (up to 0.1.0) live now.

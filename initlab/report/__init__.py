@@ -1,6 +1,11 @@
 """Drawing a Result: figures (plots, theory_plots), report.md and report.html (document), the
 interactive page (interactive), the training GIF (animate), and `write_result` (render), which
-renders all of them into a results folder."""
+renders all of them into a results folder; a Result's HTML in notebooks (notebook).
+
+The plot functions take a Result and return a matplotlib Figure (no pyplot):
+
+    fig = initlab.report.plot_loss(initlab.load_result("results/playground"))
+"""
 
 from initlab.report.document import (
     BADGE,
@@ -15,6 +20,9 @@ from initlab.report.document import (
     scheme_text,
     variance_rows,
 )
+from initlab.report.layer_plots import plot_gradients, plot_histograms, plot_variance_steps
+from initlab.report.notebook import result_html
+from initlab.report.plots import plot_decision_boundary, plot_loss, plot_variance
 from initlab.report.render import (
     figures,
     needs,
@@ -22,6 +30,8 @@ from initlab.report.render import (
     save_all,
     write_result,
 )
+from initlab.report.residual_plots import plot_residual
+from initlab.report.theory_plots import plot_signal_propagation
 
 __all__ = [
     "BADGE",
@@ -32,9 +42,18 @@ __all__ = [
     "figures",
     "mean_std",
     "needs",
+    "plot_decision_boundary",
+    "plot_gradients",
+    "plot_histograms",
+    "plot_loss",
+    "plot_residual",
+    "plot_signal_propagation",
+    "plot_variance",
+    "plot_variance_steps",
     "render_files",
     "render_html",
     "render_markdown",
+    "result_html",
     "results_rows",
     "save_all",
     "scheme_text",

@@ -72,14 +72,32 @@ class OutputError(InitlabError):
 SWEEP_MARKERS = ("sweep.yaml", "cells")  # what only a sweep's folder holds
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """What an experiment produced. `summary` is exactly what goes to summary.json (non-finite
-    numbers may still be NaN/inf in memory); `arrays` follows docs/CONTRACTS.md "Results"."""
+    numbers may still be NaN/inf in memory); `arrays` follows docs/CONTRACTS.md "Results".
+    In Jupyter a Result shows as HTML (`_repr_html_`: the results table, the sentences, the
+    paired comparisons and the loss figure), drawn by initlab.report.notebook."""
 
     config: dict
     summary: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        variants = [str(v.get("label")) for v in s.get("variants", [])]
+        return (f"Result(name={s.get('name')!r}, variants={variants!r}, seeds={s.get('seeds')}, "
+                f"steps={s.get('steps')}, arrays={len(self.arrays)})")
+
+    def _repr_html_(self) -> str | None:
+        """The HTML view initlab.report.notebook registered (HTML_VIEW), None (the plain repr)
+        when initlab.report was never imported: the numbers never import the drawing."""
+        return HTML_VIEW(self) if HTML_VIEW is not None else None
+
+
+# Result -> HTML fragment; set by initlab.report.notebook when it is imported (initlab.Result,
+# initlab.load_result and initlab.run import it)
+HTML_VIEW: Callable[[Result], str] | None = None
 
 
 # ---------------------------------------------------------------- atomic files
