@@ -380,7 +380,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path,
     r = runner.invoke(app, ["run", str(cfg), "--dry-run"])
     assert r.exit_code == 0, r.output
     for line in ("plan for small", "data:    circle, 40 samples, binary, loss bce",
-                 "model:   sizes [2, 4, 3, 1], 31 parameters per member, float64",
+                 "model:   sizes 2 → 4 → 3 → 1, 31 parameters per member, float64",
                  "members: 2 variants x 2 seeds = 4",
                  "steps:   5 epochs, full batch: 5 optimizer steps, 2 recorded",
                  "memory:  about", "dry run: nothing trained or written"):

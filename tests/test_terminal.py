@@ -109,6 +109,15 @@ def test_the_header_compresses_repeated_widths() -> None:
     assert network_text([784, 300, 300, 10]) == "784 → 300 → 300 → 10"
 
 
+def test_the_dry_run_plan_compresses_the_layer_sizes_too() -> None:
+    """`run --dry-run` listed all 52 sizes of a 50-layer net ('sizes [2, 32, 32, ...]')."""
+    r = runner.invoke(app, ["run", str(ROOT / "configs" / "depth_sweep.yaml"), "--set",
+                            "model.depth=50", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stdout.splitlines() if "model:" in x)
+    assert "sizes 2 → 32 × 50 → 1," in line and "32, 32" not in line, line
+
+
 def test_help_shows_no_python_types() -> None:
     for cmd in (["run", "--help"], ["sweep", "--help"], ["check", "--help"], ["--help"]):
         r = runner.invoke(app, cmd, env={"COLUMNS": "100"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -29,6 +29,7 @@ from initlab.errors import (
     Terminated,
     UnknownNameError,
 )
+from initlab.resources import network_text
 
 app = typer.Typer(
     name="initlab",
@@ -170,27 +171,6 @@ def say(label: str, text: str) -> None:
     """`label: text` with the label bold; both printed verbatim (brackets are not markup)."""
     line = Text.assemble((label, "bold"), ": ", text)
     out.print(line, soft_wrap=not wrap())
-
-
-def network_text(sizes: Sequence[int] | None) -> str:
-    """Layer sizes with runs of equal hidden widths compressed: [2, 32 x 50, 1] ->
-    "2 → 32 × 50 → 1"; [2, 6, 3, 1] -> "2 → 6 → 3 → 1"."""
-    if not sizes:
-        return "—"
-    sizes = list(sizes)
-    parts = [str(sizes[0])]
-    hidden = sizes[1:-1]
-    i = 0
-    while i < len(hidden):
-        j = i
-        while j < len(hidden) and hidden[j] == hidden[i]:
-            j += 1
-        parts.append(f"{hidden[i]} × {j - i}" if j - i > 2 else
-                     " → ".join(str(w) for w in hidden[i:j]))
-        i = j
-    if len(sizes) > 1:
-        parts.append(str(sizes[-1]))
-    return " → ".join(parts)
 
 
 def _fmt(x: Any) -> str:
