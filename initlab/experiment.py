@@ -76,7 +76,8 @@ def hidden_widths(model: Mapping[str, Any]) -> list[int]:
 
 def _variant_spec(variant: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in variant.items()
-            if k not in ("label", "bias", "lr", "alpha", "train_alpha", "parametrization")}
+            if k not in ("label", "bias", "lr", "alpha", "train_alpha", "parametrization",
+                         "readout")}
 
 
 def load_data(cfg: Mapping[str, Any]) -> data.Dataset:
@@ -119,8 +120,10 @@ def setup(cfg: Mapping[str, Any]) -> Setup:
         bias = None
         if use_bias and bias_spec not in (None, "zeros", {"scheme": "zeros"}):
             bias = inits.resolve(bias_spec, activation=act.name, activation_param=act.param)
+        readout = None if v.get("readout") is None else inits.resolve(
+            v["readout"], activation=act.name, activation_param=act.param)
         for s in range(seeds):
-            members.append(MemberInit(weight, bias, (base, s)))
+            members.append(MemberInit(weight, bias, (base, s), readout))
             lr.append(float(v.get("lr") or cfg["train"].get("lr", 0.1)))
             parametrizations.append(str(v.get("parametrization", "sp")))
     dtype = np.float32 if cfg.get("dtype") == "float32" else np.float64

@@ -56,7 +56,7 @@ def _curve(curve: np.ndarray, steps: np.ndarray) -> dict[str, list[float]]:
 def _members(s: Any) -> list[ResidualMember]:
     seeds = int(s.cfg.get("seeds", 1))
     return [ResidualMember(m.weight, m.bias, m.seed, s.variants[i // seeds].get("alpha"),
-                           s.variants[i // seeds].get("train_alpha"))
+                           s.variants[i // seeds].get("train_alpha"), m.readout)
             for i, m in enumerate(s.members)]
 
 
@@ -235,7 +235,9 @@ def scheme_profile(s: Any, v: int, alpha: float | None = None) -> np.ndarray:
     a = a0 if alpha is None else alpha
 
     def sig(role: str, fan_in: int, fan_out: int) -> float:
-        var = role_init(member.weight, role, L, m).variance(fan_in, fan_out)
+        init = member.readout if role == "output" and member.readout is not None else \
+            role_init(member.weight, role, L, m)
+        var = init.variance(fan_in, fan_out)
         return float(fan_in * (var if var is not None else 2.0 / fan_in))
 
     sw = np.array([[sig("branch_out" if j == m - 1 else "branch", n, n) for j in range(m)]] * L)

@@ -230,3 +230,65 @@ def test_residual_nets_refuse_ntk_and_mup(tmp_path: Path) -> None:
     msgs = _problems(tmp_path, doc)
     assert len(msgs) == 2 and all("plain MLP" in m for m in msgs)
     assert "bad.yaml:6:" in msgs[0] and "init.1.parametrization" in msgs[0]
+    assert all(len(m.splitlines()) == 1 for m in msgs)
+
+
+# ---------------------------------------------------------------- readout: the last layer's init
+
+
+def _population(tmp_path: Path, doc: str):  # type: ignore[no-untyped-def]
+    from initlab.api import resolve
+    from initlab.experiment import build_population, setup
+
+    f = tmp_path / "r.yaml"
+    f.write_text(doc)
+    s = setup(resolve(load_config(f)))
+    return s, build_population(s, s.dataset.x[:8])
+
+
+def test_readout_zeros_starts_the_last_layer_at_zero_and_draws_the_rest_as_before(
+        tmp_path: Path) -> None:
+    s0, before = _population(tmp_path, DOC)
+    s1, after = _population(tmp_path, DOC.replace("he_normal}", "he_normal, readout: zeros}")
+                            .replace("mup}", "mup, readout: zeros}")
+                            .replace("ntk}", "ntk, readout: zeros}"))
+    assert [v.get("readout") for v in s1.cfg["init"]] == [{"scheme": "zeros"}] * 3
+    L = after.L
+    for l in range(L - 1):  # the same random numbers below the readout, each variant's factors
+        np.testing.assert_array_equal(after.Ws[l], before.Ws[l])
+    assert (after.Ws[L - 1] == 0).all() and (before.Ws[L - 1] != 0).all()
+    assert "readout" not in s0.cfg["init"][0]  # not given: not in the resolved config
+
+
+def test_readout_scheme_is_scaled_by_the_parametrization(tmp_path: Path) -> None:
+    """readout: {scheme: normal, std: 0.5} under μP at 4 x the base width: std 0.5 / sqrt(4)."""
+    doc = DOC.replace("width: 16, activation: relu, base_width: 16",
+                      "width: 256, activation: relu, base_width: 64").replace(
+        "parametrization: mup}", "parametrization: mup, readout: {scheme: normal, std: 0.5}}")
+    _, pop = _population(tmp_path, doc)
+    W = pop.Ws[-1][1]
+    assert W.std() == pytest.approx(0.5 / 2, rel=0.1)  # 256 x n_out draws
+    assert pop.Ws[-1][0].std() == pytest.approx(math.sqrt(2 / 256), rel=0.1)  # sp: He
+
+
+def test_readout_on_a_residual_net(tmp_path: Path) -> None:
+    from initlab.api import resolve
+    from initlab.experiment import setup
+    from initlab.experiment_residual import _members
+    from initlab.nn.residual import init_residual
+
+    f = tmp_path / "res.yaml"
+    f.write_text(DOC.replace("base_width: 16}", "residual: {branch: 1}}").replace(
+        ", parametrization: mup}", ", readout: zeros}").replace(
+        "  - {label: ntk, scheme: he_normal, parametrization: ntk}\n", ""))
+    s = setup(resolve(load_config(f)))
+    pop = init_residual(s.sizes[0], s.sizes[1], s.sizes[-1], 2, 1, s.activation, _members(s))
+    assert (pop.W_out[1] == 0).all() and (pop.W_out[0] != 0).all()
+    np.testing.assert_array_equal(pop.Wb[0], pop.Wb[1])  # the same seeds, the same draws
+
+
+def test_bad_readout_scheme_is_positioned(tmp_path: Path) -> None:
+    (msg,) = _problems(tmp_path, DOC.replace("parametrization: mup}",
+                                             "parametrization: mup, readout: zeroes}"))
+    assert "bad.yaml:6:" in msg and "init.1.readout" in msg and "zeros" in msg
+    assert len(msg.splitlines()) == 1

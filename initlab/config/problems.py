@@ -217,7 +217,7 @@ def _check_scheme(spec: Mapping[str, Any], loc: Loc, activation: str | None,
 
 
 # a variant's keys besides its scheme's
-VARIANT_KEYS = ("label", "bias", "lr", "alpha", "train_alpha", "parametrization")
+VARIANT_KEYS = ("label", "bias", "lr", "alpha", "train_alpha", "parametrization", "readout")
 
 
 def _check_residual(doc: Mapping[str, Any]) -> list[Found]:
@@ -264,9 +264,10 @@ def _check_init(doc: Mapping[str, Any], activation: str | None,
             continue
         weight = {k: x for k, x in v.items() if k not in VARIANT_KEYS}
         found += _check_scheme(weight, ("init", i), activation, activation_param, VARIANT_KEYS)
-        bias = {"scheme": v["bias"]} if isinstance(v.get("bias"), str) else v.get("bias")
-        if isinstance(bias, Mapping):
-            found += _check_scheme(bias, ("init", i, "bias"), activation, activation_param)
+        for key in ("bias", "readout"):
+            spec = {"scheme": v[key]} if isinstance(v.get(key), str) else v.get(key)
+            if isinstance(spec, Mapping):
+                found += _check_scheme(spec, ("init", i, key), activation, activation_param)
         label = v.get("label")
         if isinstance(label, str) and label in labels:
             found.append(Found(("init", i, "label"), f"duplicate label '{label}' (init."

@@ -196,6 +196,7 @@ class Variant(SchemeSpec):
         default=None, description="Residual nets: whether alpha is trained; default: the "
         "scheme's (fixup, rezero: yes).")
     parametrization: Literal["sp", "ntk", "mup"] = Field("sp", description="scaling, docs/width.md")
+    readout: SchemeSpec | None = Field(None, description="The last layer's init; default: scheme")
 
 
 class TrainConfig(_Strict):
@@ -291,7 +292,7 @@ class Config(_Strict):
                       "activation": {"name": act.name, "param": _activation_param(act)},
                       "bias": self.model.bias, **self._residual(), **width_keys(self.model)},
             "init": [{"label": v.label, **_filled(v), "bias": _filled(v.bias),
-                      "lr": v.lr if v.lr is not None else self.train.lr, **variant_keys(v),
+                      "lr": v.lr if v.lr is not None else self.train.lr, **variant_keys(v, _filled),
                       **{k: getattr(v, k) for k in ("alpha", "train_alpha")
                          if getattr(v, k) is not None}} for v in self.init],
             "train": {**self.train.model_dump(), "loss": self.train.resolve_loss(task)},
@@ -368,7 +369,6 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     """A resolved config as YAML that `load_config` reads back."""
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)
-
 
 
 def _normalize(doc: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ variant's `parametrization` and `model.base_width` add to the resolved config.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +24,15 @@ def width_keys(model: Any) -> dict[str, int]:
     return {} if model.base_width is None else {"base_width": model.base_width}
 
 
-def variant_keys(variant: Any) -> dict[str, str]:
-    """{parametrization: name} for a resolved variant (and its label), {} for sp (the
-    default)."""
-    return {} if variant.parametrization == "sp" else {"parametrization": variant.parametrization}
+def variant_keys(variant: Any, filled: Callable[[Any], dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """A resolved variant's width keys, none of them when at their defaults (the resolved
+    config and its hash do not change): {parametrization: name} unless sp, {readout: spec}
+    when the readout has its own init (`filled(spec)`; without `filled`, for labels, the
+    scheme's name)."""
+    out: dict[str, Any] = {}
+    if variant.parametrization != "sp":
+        out["parametrization"] = variant.parametrization
+    if variant.readout is not None:
+        out["readout"] = filled(variant.readout) if filled else variant.readout.scheme
+    return out

@@ -286,11 +286,13 @@ def _backward_reference(pop: Population, trace: Trace, dout: Array) -> Grads:
 
 @dataclass(frozen=True)
 class MemberInit:
-    """How one member starts: weight and bias initializers and its seed words."""
+    """How one member starts: weight and bias initializers, its seed words, and the readout's
+    own initializer (the last weight layer; None: `weight`, as every other layer)."""
 
     weight: object  # an initlab.nn.inits Initializer: (rng, fan_in, fan_out, dtype) -> array
     bias: object | None  # an Initializer, drawn as `bias(rng, fan_in, fan_out)`; None = zeros
     seed: tuple[int, ...]
+    readout: object | None = None
 
 
 def member_rngs(seed: Sequence[int]) -> tuple[np.random.Generator, np.random.Generator]:
@@ -312,7 +314,9 @@ def init_population(
     Data-dependent initializers (LSUV, which has a `rescale` method) then rescale the member's
     layers on the batch `x_init`; the iterations used per layer go to `pop.info["lsuv_iters"]`,
     the scale factors they multiplied the drawn weights by to `pop.info["lsuv_scales"]` (both
-    {member index: [per layer]}).
+    {member index: [per layer]}). A member's own `readout` initializer draws W[L] in W[L]'s
+    turn (from the same rng: the layers before it get the same numbers as without it) and is
+    kept as drawn (LSUV does not rescale it: its scale factor is 1).
     """
     M, L = len(members), len(sizes) - 1
     Ws = [np.empty((M, sizes[l], sizes[l + 1]), dtype=dtype) for l in range(L)]
@@ -322,7 +326,8 @@ def init_population(
     for m, spec in enumerate(members):
         rng, _ = member_rngs(spec.seed)
         for l in range(L):
-            Ws[l][m] = spec.weight(rng, sizes[l], sizes[l + 1], dtype)  # type: ignore[operator]
+            init = spec.readout if l == L - 1 and spec.readout is not None else spec.weight
+            Ws[l][m] = init(rng, sizes[l], sizes[l + 1], dtype)  # type: ignore[operator]
             if spec.bias is not None:
                 bs[l][m, 0] = spec.bias.bias(  # type: ignore[attr-defined]
                     rng, sizes[l], sizes[l + 1], dtype)
@@ -334,7 +339,9 @@ def init_population(
             b_m = [b[m, 0].astype(np.float64) for b in bs]
             iters, scales = fit(W_m, b_m, np.asarray(x_init, np.float64), activation.phi)
             lsuv_iters[m], lsuv_scales[m] = list(iters), [float(f) for f in scales]
-            for l in range(L):
+            if spec.readout is not None:
+                lsuv_scales[m][-1] = 1.0
+            for l in range(L if spec.readout is None else L - 1):
                 Ws[l][m] = W_m[l]
     info: dict[str, object] = {"lsuv_iters": lsuv_iters, "lsuv_scales": lsuv_scales} \
         if lsuv_iters else {}

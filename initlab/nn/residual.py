@@ -344,14 +344,16 @@ def backward(pop: ResidualPopulation, trace: ResidualTrace, dout: Array, *,
 @dataclass(frozen=True)
 class ResidualMember:
     """How one member starts: its weight initializer (role-aware when it has `for_role`), bias
-    initializer (None: zeros), seed words, initial alpha (None: the scheme's `alpha0`, else 1)
-    and whether alpha is trained (None: the scheme's `trains_alpha`, else no)."""
+    initializer (None: zeros), seed words, initial alpha (None: the scheme's `alpha0`, else 1),
+    whether alpha is trained (None: the scheme's `trains_alpha`, else no) and the readout's own
+    initializer (W_out; None: the weight initializer's, for its `output` role)."""
 
     weight: Any
     bias: Any | None
     seed: tuple[int, ...]
     alpha: float | None = None
     train_alpha: bool | None = None
+    readout: Any | None = None
 
 
 def role_init(init: Any, role: str, blocks: int, branch: int) -> Any:
@@ -395,7 +397,9 @@ def init_residual(n_in: int, width: int, n_out: int, blocks: int, branch: int, a
                    for l in range(L) for j in range(m)]
         layers.append(("output", n, n_out, W_out[k], b_out[k, 0]))
         for role, fan_in, fan_out, W, b in layers:
-            W[...] = role_init(spec.weight, role, L, m)(rng, fan_in, fan_out, dtype)
+            init = spec.readout if role == "output" and spec.readout is not None else \
+                role_init(spec.weight, role, L, m)
+            W[...] = init(rng, fan_in, fan_out, dtype)
             if spec.bias is not None:
                 b[...] = spec.bias(rng, 1, fan_out, dtype)
         a0, trained[k] = member_alpha(spec)

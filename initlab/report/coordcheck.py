@@ -40,7 +40,8 @@ def figure_png(cc: CoordCheck) -> bytes:
                 y = cc.l1[v, :, t, l]
                 ok = np.isfinite(y) & (y > 0)
                 e = slope_of[(label, t, l + 1)]
-                slope = "—" if e["slope"] is None else f"{e['slope']:+.2f}"
+                slope = ("= 0" if e["verdict"] == "zero" else "—") if e["slope"] is None \
+                    else f"{e['slope']:+.2f}"
                 name = "out" if l == L - 1 else f"h{l + 1}"
                 ax.plot(w[ok], y[ok], "o-" if l < L - 1 else "s--", ms=3, lw=1.4,
                         color=colours[l], label=f"{name} ({slope})")

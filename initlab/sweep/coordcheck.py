@@ -16,7 +16,9 @@ averaged over seeds (l1_std, l1_min, l1_max: the seeds' spread).
 A slope is the least-squares slope of log l1 against log width over the widths. Verdict:
 |slope| < FLAT_SLOPE is flat, above it growing, below -FLAT_SLOPE shrinking; a non-finite l1 at
 any width (a blown-up layer) is `diverged`, its slope taken over the finite widths (null if
-fewer than two).
+fewer than two); a layer whose l1 is 0 at all widths but at most one (a readout started at
+zero, `readout: zeros`, at t = 0) is `zero`, its slope null. Zero l1 values are left out of a
+slope (log 0).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 import numpy as np
 
 FLAT_SLOPE = 0.15  # |d log l1 / d log width| below this is `flat`
-VERDICTS = ("flat", "growing", "shrinking", "diverged")
+VERDICTS = ("flat", "growing", "shrinking", "diverged", "zero")
 FORMAT_VERSION = 1
 DEFAULT_STEPS = 3
+BATCH_STREAM = 0xC0DE  # the batch order's seed word, beside the config's seed
 
 
 # ---------------------------------------------------------------- the plan
@@ -83,12 +86,20 @@ def width_config(cfg: Mapping[str, Any], width: int) -> dict[str, Any]:
     return out
 
 
+def batch_order(cfg: Mapping[str, Any], n: int) -> np.ndarray:
+    """The samples' order the batches are cut from: one permutation drawn from the config's
+    `seed` (the same for every member and width; mup's coord check draws its batches from a
+    shuffled loader). Data sets stored in class order (digits cycles 0..9) would otherwise
+    give batches that are exactly class-balanced."""
+    return np.random.default_rng([int(cfg.get("seed", 0)), BATCH_STREAM]).permutation(n)
+
+
 def coord_data(cfg: Mapping[str, Any], steps: int) -> np.ndarray:
     """l1[t, m, l] (steps, M, L): mean |h[l]| over batch and units of member m at step t.
 
-    Full batch (train.batch_size null), or batches of batch_size consecutive samples, the
-    same for every member. The optimizer and learning rates are the config's, with each
-    member's parametrization applied."""
+    Full batch (train.batch_size null), or batches of batch_size consecutive samples of
+    `batch_order`, the same for every member. The optimizer and learning rates are the
+    config's, with each member's parametrization applied."""
     from initlab.experiment import build_population, setup
     from initlab.nn.model import backward, forward
     from initlab.nn.optim import make_optimizer
@@ -99,8 +110,9 @@ def coord_data(cfg: Mapping[str, Any], steps: int) -> np.ndarray:
     tr = cfg["train"]
     N = len(x)
     B = min(int(tr.get("batch_size") or N), N)
+    order = batch_order(cfg, N)
     with np.errstate(all="ignore"):
-        pop = build_population(s, x[:B])
+        pop = build_population(s, x[order[:B]])
         opt = make_optimizer(tr.get("optimizer", "sgd"), s.lr, momentum=float(tr["momentum"]),
                              beta1=float(tr["beta1"]), beta2=float(tr["beta2"]),
                              eps=float(tr["eps"]), lr_mult=pop.lr_mults)
@@ -109,7 +121,7 @@ def coord_data(cfg: Mapping[str, Any], steps: int) -> np.ndarray:
         active = np.ones(pop.M, dtype=bool)
         for t in range(steps):
             lo = (t * B) % N
-            idx = np.arange(lo, lo + B) % N
+            idx = order[np.arange(lo, lo + B) % N]
             xb, yb = x[idx], y[idx]
             trace = forward(pop, xb)
             for l in range(L):
@@ -170,8 +182,10 @@ def fit_slope(widths: Sequence[int], l1: Sequence[float] | np.ndarray) -> tuple[
         lx, ly = np.log(w[ok]), np.log(v[ok])
         lx = lx - lx.mean()
         slope = float(np.dot(lx, ly - ly.mean()) / np.dot(lx, lx))
-    if not np.isfinite(v).all() or slope is None:
+    if not np.isfinite(v).all():
         return slope, "diverged"
+    if slope is None:  # finite, and 0 at all but at most one width (a zero-initialized readout)
+        return None, "zero"
     if slope >= FLAT_SLOPE:
         return slope, "growing"
     if slope <= -FLAT_SLOPE:

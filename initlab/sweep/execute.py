@@ -87,8 +87,8 @@ def _member_seeds(variant_seeds: Sequence[int]) -> Iterator[None]:
     def setup(cfg: Mapping[str, Any]) -> Any:
         s = original(cfg)
         seeds = int(cfg.get("seeds", 1))
-        s.members = [MemberInit(m.weight, m.bias, (variant_seeds[i // seeds], *m.seed[1:]))
-                     for i, m in enumerate(s.members)]
+        s.members = [MemberInit(m.weight, m.bias, (variant_seeds[i // seeds], *m.seed[1:]),
+                                m.readout) for i, m in enumerate(s.members)]
         return s
 
     experiment.setup = setup
