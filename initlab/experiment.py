@@ -75,9 +75,8 @@ def hidden_widths(model: Mapping[str, Any]) -> list[int]:
 
 
 def _variant_spec(variant: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in variant.items()
-            if k not in ("label", "bias", "lr", "alpha", "train_alpha", "parametrization",
-                         "readout")}
+    keys = ("label", "bias", "lr", "alpha", "train_alpha", "parametrization", "readout")
+    return {k: v for k, v in variant.items() if k not in keys}
 
 
 def load_data(cfg: Mapping[str, Any]) -> data.Dataset:
