@@ -109,10 +109,16 @@ def json_schema() -> dict[str, Any]:
     variant_keys = [k for k in variant["properties"] if k != "scheme"]
     variant["properties"]["bias"] = {"$ref": "#/definitions/Bias",
                                      "description": variant["properties"]["bias"]["description"]}
+    variant["properties"]["readout"] = {"anyOf": [{"$ref": "#/definitions/Readout"},
+                                                  {"type": "null"}],
+                                        "description": variant["properties"]["readout"][
+                                            "description"]}
     defs["Variant"] = _scheme_object(variant, variant_keys, "An init variant: a scheme name "
                                      "or {scheme, its parameters, label, bias, lr, ...}.")
     defs["Bias"] = _scheme_object(bias_spec, [], "The bias init: a scheme name or {scheme, its "
                                   "parameters}.")
+    defs["Readout"] = _scheme_object(bias_spec, [], "The readout's (last weight layer's) init: "
+                                     "a scheme name or {scheme, its parameters}.")
     props["init"] = {"anyOf": [{"$ref": "#/definitions/Variant"},
                                {"type": "array", "minItems": 1,
                                 "items": {"$ref": "#/definitions/Variant"}}],
