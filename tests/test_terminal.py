@@ -32,6 +32,15 @@ def test_an_init_override_skips_the_expectations_of_removed_variants(tmp_path: P
     lines = [x for x in r.stdout.splitlines() if x.startswith("skip")]
     assert len(lines) == 1 and "6 expectation(s)" in lines[0] and "too_small" in lines[0]
     assert "expectations: 0 passed, 0 failed, 6 skipped" in r.stdout
+    # on an 80-column terminal the reason wraps at words (it ran past 80 and broke words)
+    r = runner.invoke(app, ["run", PLAYGROUND, "--set", "init=he_normal", "--set",
+                            "train.epochs=20", "--set", "seeds=1", "--out",
+                            str(tmp_path / "he80"), "-q"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    shown = [x for x in r.stdout.splitlines() if not x.startswith("results:")]
+    assert max(map(len, shown)) <= 80, shown
+    assert "6 expectation(s) name variants these results do not have (zero, too_small, " \
+        "appropriate, too_large): an override (--set init=...) replaced them" in " ".join(shown)
 
 
 def test_a_typo_in_an_expectations_variant_is_still_an_error() -> None:

@@ -30,7 +30,7 @@ from initlab.check.expect import (
     parse_expectations,
     parse_tol,
 )
-from initlab.cli.console import DebugOpt, app, err, out, reporting
+from initlab.cli.console import DebugOpt, app, err, out, reporting, wrap
 from initlab.errors import ConfigError, InitlabError, Problem
 
 Key = tuple[str | int, ...]
@@ -312,7 +312,8 @@ def report_expectations(expect: Any, summary: Mapping[str, Any], config_file: st
     if absent:
         names = ", ".join(dict.fromkeys(c.variant for c in absent))
         out.print(f"skip  {len(absent)} expectation(s) name variants these results do not have "
-                  f"({names}): an override (--set init=...) replaced them", markup=False)
+                  f"({names}): an override (--set init=...) replaced them", markup=False,
+                  soft_wrap=not wrap())  # a sentence: wrapped at words on a terminal
     publish(cases, f"initlab expectations ({summary.get('name')})",
             expectation_lines(cases, config_file))
     verdict = f"expectations: {passed} passed, {failed} failed" + \
