@@ -126,3 +126,35 @@ def test_old_flat_paths_are_the_moved_modules() -> None:
     assert theory.critical_sigma_w2 and theory.jacobian_moments and theory.trajectory
     assert config.load_config and results.load_result and results.write_result
     assert sweep.__all__
+
+
+def test_commands_start_without_scipy_or_matplotlib(tmp_path: Path) -> None:
+    """`initlab run --no-plots` on a small tanh net, and `validate`, import neither scipy nor
+    matplotlib (each costs every start about a second): they are imported where used."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("name: tiny\nseeds: 2\ndata: {name: circle, samples: 32}\n"
+                   "model: {depth: 3, width: 4, activation: tanh}\ninit: [xavier_normal]\n"
+                   "train: {lr: 0.1, epochs: 3}\n")
+    probe = ("import sys, runpy\nsys.argv = ['initlab'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('initlab.cli', run_name='__main__')\n"
+             "except SystemExit as e:\n    assert not e.code, e.code\n"
+             "finally:\n    print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'scipy', 'matplotlib'}), file=sys.stderr)\n")
+    for args in (["validate", str(cfg)],
+                 ["run", str(cfg), "--no-plots", "--out", str(tmp_path / "out")]):
+        p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == "[]", (args, p.stderr[-300:])
+
+
+def test_style_tab10_is_matplotlibs() -> None:
+    from matplotlib.colors import to_hex
+
+    from initlab.report.style import TAB10
+
+    names = ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive",
+             "cyan")
+    assert TAB10 == tuple(to_hex(f"tab:{c}") for c in names)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, special
 
 from initlab.errors import BadParameterError, suggest
 from initlab.registry import Registry
@@ -162,6 +161,8 @@ def _dsilu(z: Array) -> Array:
 
 def _Phi(z: Array) -> Array:
     """Standard normal CDF, 0.5 * erfc(-z / sqrt(2)): accurate in both tails."""
+    from scipy import special  # scipy on first use: a second off every command's start
+
     return 0.5 * special.erfc(-z / math.sqrt(2.0))
 
 
@@ -191,6 +192,8 @@ def _dsoftsign(z: Array) -> Array:
 
 
 def _erf(z: Array) -> Array:
+    from scipy import special
+
     return special.erf(_f(z))
 
 
@@ -339,6 +342,8 @@ def gauss_expect(
     # beyond 38.6); within each half, also split at 1/sqrt(q) where f(sqrt(q) z) bends when q
     # is large (tanh(100 z) at q = 1e4).
     cuts = sorted({0.0, min(1.0, 1.0 / s) if s > 0 else 1.0, 1.0, _GAUSS_CLIP})
+    from scipy import integrate
+
     total = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", integrate.IntegrationWarning)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 from initlab.errors import BadParameterError, suggest
 
@@ -65,6 +64,8 @@ def _fan(mode: str, fan_in: int, fan_out: int) -> float:
 
 def _mass(alpha: float, beta: float) -> float:
     """Φ(beta) - Φ(alpha), computed in the left tail where Φ keeps its precision."""
+    from scipy import special  # scipy on first use: a second off every command's start
+
     if alpha > 0:
         alpha, beta = -beta, -alpha
     return float(special.ndtr(beta) - special.ndtr(alpha))
@@ -74,6 +75,8 @@ def _truncated_standard_normal(rng: np.random.Generator, alpha: float, beta: flo
                                shape: tuple[int, ...]) -> Array:
     """z ~ N(0, 1) conditioned on alpha <= z <= beta, by inverse CDF:
     z = Φ⁻¹(Φ(alpha) + (Φ(beta) - Φ(alpha)) · u),  u ~ U[0, 1)."""
+    from scipy import special
+
     flip = alpha > 0  # draw the mirror image in the left tail, where Φ keeps its precision
     if flip:
         alpha, beta = -beta, -alpha
@@ -281,6 +284,8 @@ class TruncatedNormal(Initializer):
     def variance(self, fan_in: int, fan_out: int) -> float:
         if self.std == 0:
             return min(max(self.mean, self.a), self.b) ** 2
+        from scipy import stats
+
         alpha, beta = self._alpha_beta()
         m, v = stats.truncnorm.stats(alpha, beta, loc=self.mean, scale=self.std, moments="mv")
         return float(m) ** 2 + float(v)

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, NullLocator
 
 LOG_AXIS_MAX = 1e200  # beyond ~1e+-280 matplotlib's log tick locator overflows (OverflowError)
 MAX_DECADES = 100  # a log axis spans at most this many decades (below: marked on the edge)
@@ -127,6 +126,8 @@ def _nice_steps(lo: float, hi: float, mantissas: Sequence[float]) -> list[float]
 def log_ticks(axis: Any, lo: float, hi: float) -> None:
     """Major ticks of a log axis on [lo, hi]: decades (every k-th for tall axes) or, within
     two decades, the 1-2-5 (or 1..9) steps with plain labels; no minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
     decades = math.log10(hi / lo)
     if decades >= 2:
         step = max(1, math.ceil(decades / 8))
@@ -157,4 +158,6 @@ def _plain_formatter() -> Any:
 
 def layer_ticks(axis: Any) -> None:
     """At most ~10 integer ticks on a layer axis (no tick per layer: deep nets overlap)."""
+    from matplotlib.ticker import MaxNLocator
+
     axis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))

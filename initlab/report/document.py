@@ -17,7 +17,7 @@ import yaml
 
 from initlab.report import interactive
 from initlab.report.axes import chosen_layers, requested_layers
-from initlab.report.plots import fmt, labels_of, palette
+from initlab.report.style import fmt, labels_of, palette
 from initlab.results.folder import Result, json_safe
 
 CAPTIONS = {

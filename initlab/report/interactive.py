@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from initlab.report.axes import chosen_layers, requested_layers
-from initlab.report.plots import labels_of, palette
+from initlab.report.style import labels_of, palette
 from initlab.results.folder import Result, loss_steps
 
 MAX_STEPS = 300  # recorded steps kept for the slider (evenly subsampled beyond this)

@@ -14,48 +14,18 @@ theory) are marked on the axis' edges and counted in the title.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from initlab.report.axes import LOG_AXIS_MAX, log_limits, log_series, log_ticks
 from initlab.report.axes import layer_ticks as layer_axis
+from initlab.report.style import DPI, MAX_PIXELS, OKABE_ITO, TAB10, fmt, labels_of, palette  # noqa: F401 (re-exported: initlab.report.plots.fmt etc.)
 from initlab.results.folder import Result, loss_steps
 
-DPI = 110
-MAX_PIXELS = 4000  # every written image is at most this many pixels wide and tall
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-             "#F0E442")  # yellow last: it is hard to see on white
-TAB10 = tuple(to_hex(f"tab:{c}") for c in ("blue", "orange", "green", "red", "purple", "brown",
-                                          "pink", "gray", "olive", "cyan"))
 MARKER_LAYERS = 30  # per-layer lines get a marker per layer up to this depth
-
-
-def fmt(x: object) -> str:
-    """Compact number: 3 significant digits; '—' for None/NaN; ints as they are."""
-    if x is None:
-        return "—"
-    if isinstance(x, bool | int | np.integer):
-        return str(int(x))
-    try:
-        value = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(x)
-    return "—" if math.isnan(value) else f"{value:.3g}"
-
-
-def labels_of(result: Result) -> list[str]:
-    return [str(v["label"]) for v in result.summary.get("variants", [])]
-
-
-def palette(labels: Sequence[str]) -> dict[str, str]:
-    """Label -> colour, by position: Okabe-Ito first, then tab10 for variants 9 and up."""
-    colours = OKABE_ITO + TAB10
-    return {label: colours[i % len(colours)] for i, label in enumerate(labels)}
 
 
 MAX_TICKED_LAYERS = 30  # deeper nets: matplotlib's own ticks, lines without markers

@@ -16,12 +16,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
-
-from initlab.report import document, layer_plots, plots, residual_plots, theory_plots
+from initlab.report import document, style
 from initlab.results import folder as results_folder
 from initlab.results.folder import Result, atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not at every start
+    from matplotlib.figure import Figure
 
 FORMATS = ("png", "svg", "pdf")
 PAGE_IMAGE_BYTES = 1_400_000  # the PNGs embedded in report.html, together (before base64)
@@ -35,7 +37,7 @@ class FigureOptions:
     no figure at all, only the numbers and the reports)."""
 
     formats: tuple[str, ...] = ("png",)
-    dpi: int = plots.DPI
+    dpi: int = style.DPI
     layers: tuple[int, ...] | None = None
     plots: bool = True
 
@@ -76,6 +78,8 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
 
 def figures() -> list[tuple[str, Callable[..., Figure | None]]]:
     """(file stem, function) of every plot, looked up at call time (tests monkeypatch them)."""
+    from initlab.report import layer_plots, plots, residual_plots, theory_plots
+
     return [("loss", plots.plot_loss), ("variance", plots.plot_variance),
             ("variance_steps", layer_plots.plot_variance_steps),
             ("histograms", layer_plots.plot_histograms),
@@ -101,7 +105,7 @@ def needs(name: str, result: Result) -> bool:
 def figure_bytes(fig: Figure, fmt: str, dpi: float) -> bytes:
     """The figure in `fmt`, at `dpi` or less: at most MAX_PIXELS in each direction."""
     width, height = fig.get_size_inches()
-    dpi = min(float(dpi), (plots.MAX_PIXELS - 1) / max(width, height, 1e-9))
+    dpi = min(float(dpi), (style.MAX_PIXELS - 1) / max(width, height, 1e-9))
     buf = io.BytesIO()
     metadata = {"Software": None} if fmt == "png" else None  # no version: same bytes per run
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
@@ -163,7 +167,7 @@ def page_images(drawn: list[tuple[str, Figure]], pngs: dict[str, bytes],
 
 def _dpi(fig: Figure, dpi: float) -> float:
     width, height = fig.get_size_inches()
-    return min(float(dpi), (plots.MAX_PIXELS - 1) / max(width, height, 1e-9))
+    return min(float(dpi), (style.MAX_PIXELS - 1) / max(width, height, 1e-9))
 
 
 def render_files(result: Result, folder: Path, *, plots: bool = True, animate: bool = False,

@@ -150,7 +150,7 @@ def plots(folder: Path, plan: Any, table: Sequence[Mapping[str, Any]]) -> list[P
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from initlab.report.plots import palette
+    from initlab.report.style import palette
 
     done = [r for r in table if r["status"] == "done"]
     axes = axes_of(plan, done)

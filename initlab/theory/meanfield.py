@@ -41,13 +41,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from initlab.nn.activations import SELU_SCALE, Activation, get_activation
 from initlab.theory.gauss import expect, expect2
 
 Array = np.ndarray
 PerLayer = float | Sequence[float]  # one value for every layer, or one value per layer
+
+
+def _brentq(f: Any, a: float, b: float, **kw: Any) -> float:
+    """scipy.optimize.brentq, imported on first use (scipy.optimize costs every command's start
+    a second otherwise)."""
+    from scipy import optimize
+
+    return float(optimize.brentq(f, a, b, **kw))
 
 def _act(activation: str | Activation) -> Activation:
     return activation if isinstance(activation, Activation) else get_activation(activation)
@@ -232,7 +239,7 @@ def fixed_point(activation: str | Activation, sigma_w2: float, sigma_b2: float,
             return math.inf
         ghi = g(hi)
         if ghi * glo <= 0:
-            return float(optimize.brentq(g, min(lo, hi), max(lo, hi), xtol=1e-300,
+            return float(_brentq(g, min(lo, hi), max(lo, hi), xtol=1e-300,
                                          rtol=1e-14))
         if hi == 0.0:
             return 0.0
@@ -319,7 +326,7 @@ def c_star(activation: str | Activation, sigma_w2: float, sigma_b2: float,
         hi = 1 - (1 - hi) / 10
     if g(hi) > 0:
         return 1.0
-    return float(optimize.brentq(g, 0.0, hi, xtol=1e-13, rtol=1e-12))
+    return float(_brentq(g, 0.0, hi, xtol=1e-13, rtol=1e-12))
 
 
 def depth_scales(activation: str | Activation, sigma_w2: float,
@@ -388,7 +395,7 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float,
     flo, fhi = f(lo), f(hi)
     if not (flo < 0 < fhi):
         return math.nan
-    return float(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
+    return float(_brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
 
 
 # ------------------------------------------------------------------------------- trajectories
