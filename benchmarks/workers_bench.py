@@ -99,6 +99,52 @@ def workers_workload(repeats: int = 2, names: list[str] | None = None) -> dict[s
             "core_scaling": core_scaling(), "load_average": os.getloadavg()}
 
 
+def crossover(repeats: int = 2, members: tuple[int, ...] = (8, 16, 32, 64),
+              epochs: tuple[int, ...] = (10, 25, 50, 100, 200, 400)) -> list[dict[str, Any]]:
+    """Where --workers 2 starts to pay on the primer's 9 x 2 tanh net (512 samples): speed-up
+    of 2 processes over 1 (training only, best of `repeats`, alternating) for each members x
+    epochs, with auto_workers' choice and the work (members x parameters x samples x steps)
+    that auto compares with AUTO_MIN_WORK."""
+    import itertools
+
+    from initlab.experiment import setup
+    from initlab.parallel import auto_workers
+
+    rows = []
+    for m in members:
+        for e in epochs:
+            inits = ["xavier_normal", "he_normal", "orthogonal", "lecun_normal"][:max(1, m // 16)]
+            cfg = resolve({"name": f"x{m}_{e}", "seeds": m // len(inits),
+                           "data": {"name": "circle", "samples": 512},
+                           "model": {"depth": 9, "width": 2, "activation": "tanh"},
+                           "init": inits, "train": {"lr": 0.1, "epochs": e}})
+            sizes = setup(cfg).sizes
+            params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+            best = {1: float("inf"), 2: float("inf")}
+            for _ in range(repeats):
+                for n in (1, 2):
+                    t = time.perf_counter()
+                    run_parallel(cfg, n)
+                    best[n] = min(best[n], time.perf_counter() - t)
+            rows.append({"members": m, "epochs": e, "work": m * params * 512 * e,
+                         "seconds_1": best[1], "seconds_2": best[2],
+                         "speedup": best[1] / best[2],
+                         "auto": auto_workers(m, sizes, 512, e, n_cores=2)})
+    return rows
+
+
+def crossover_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["9 x 2 tanh net, 512 samples, full batch: --workers 2 over --workers 1 (training "
+             f"only; load average {os.getloadavg()[0]:.1f}):", "",
+             "| members | epochs | work | 1 process s | 2 processes s | speed-up | auto |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['members']} | {r['epochs']} | {r['work']:.1e} | "
+                     f"{r['seconds_1']:.2f} | {r['seconds_2']:.2f} | {r['speedup']:.2f}x | "
+                     f"{r['auto']} |")
+    return "\n".join(lines)
+
+
 def table(res: dict[str, Any]) -> str:
     lines = [f"run --workers 1 vs 2 ({res['cores']} cores, best of {res['repeats']}, "
              "alternating):", "",
@@ -119,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--crossover", action="store_true",
+                    help="measure where --workers 2 starts to pay (members x epochs)")
     a = ap.parse_args(argv)
+    if a.crossover:
+        print(crossover_table(crossover(a.repeats)))
+        return 0
     print(table(workers_workload(a.repeats, a.only)))
     return 0
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from initlab.config.schema import Config, load_config, resolved_with_hash
 from initlab.nn.train import Progress
-from initlab.parallel import run_parallel
-from initlab.report.render import write_result
+from initlab.parallel import cores, run_parallel
+from initlab.report.render import FigureOptions, write_result
 from initlab.results.folder import Result, json_safe
 
 
@@ -39,9 +39,11 @@ def run(
     survives an interrupted or failed run). `result.summary` equals what summary.json holds.
     `workers`: processes that train the population, in contiguous chunks of members (an int
     >= 1, or "auto": initlab.parallel.auto_workers); the Result is the same whatever the number.
+    The figures are then drawn in `workers` processes too (every core for "auto").
     """
     result = run_parallel(resolve(config), workers, progress)
     result.summary = json_safe(result.summary)
     if out_dir is not None:
-        write_result(result, Path(out_dir), plots=plots)
+        n = cores() if workers == "auto" else int(workers)
+        write_result(result, Path(out_dir), plots=plots, options=FigureOptions(workers=n))
     return result

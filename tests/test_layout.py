@@ -157,4 +157,4 @@ def test_style_tab10_is_matplotlibs() -> None:
 
     names = ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive",
              "cyan")
-    assert TAB10 == tuple(to_hex(f"tab:{c}") for c in names)
+    assert tuple(to_hex(f"tab:{c}") for c in names) == TAB10

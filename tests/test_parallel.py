@@ -70,6 +70,20 @@ def test_workers_give_the_one_process_result(workers: int, act: str) -> None:
     _same(ref, parallel.run_parallel(cfg, workers))
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parametrizations_stay_per_member_across_workers(workers: int) -> None:
+    """SP, NTK and μP variants in one population (per-member, per-layer multipliers and lr
+    multipliers, Adam): split across workers, the same Result bit for bit."""
+    cfg = _cfg(**{"model": {"depth": 3, "width": 16, "activation": "relu", "base_width": 8},
+                  "init": [{"label": "sp", "scheme": "he_normal"},
+                           {"label": "ntk", "scheme": "he_normal", "parametrization": "ntk"},
+                           {"label": "mup", "scheme": "he_normal", "parametrization": "mup"}],
+                  "train": {"optimizer": "adam", "lr": 0.01, "epochs": 6, "batch_size": 16}})
+    ref = run_experiment(cfg)
+    assert [v["label"] for v in ref.summary["variants"]] == ["sp", "ntk", "mup"]
+    _same(ref, parallel.run_parallel(cfg, workers))
+
+
 @pytest.mark.parametrize("batch", [None, 16])
 def test_every_member_diverges_the_merged_run_stops_where_one_process_stops(batch: Any) -> None:
     """Every member diverges, at different epochs: one process stops after the last one's

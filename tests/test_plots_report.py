@@ -118,3 +118,37 @@ def test_missing_numbers_show_a_dash_and_float_noise_no_std():
     assert rows[0][2] == "—" and rows[1][3] == "0.7 ± 0"
     assert rows[0][1] == "normal(std=0.1), lr 0.1"
     assert report.mean_std([1.0, 3.0]) == "2 ± 1"
+
+
+@pytest.mark.parametrize("page_bytes", [None, 60_000])
+def test_figures_drawn_in_processes_are_the_same_bytes(binary, monkeypatch, page_bytes):
+    """options.workers draws each figure in a forked process: the files and report.html's
+    images are the bytes one process makes, also when the page images must be redrawn
+    smaller (a small PAGE_IMAGE_BYTES)."""
+    result, _ = binary
+    if page_bytes is not None:
+        monkeypatch.setattr(render, "PAGE_IMAGE_BYTES", page_bytes)
+    one = render.render_images(result, render.FigureOptions(formats=("png", "svg")))
+    three = render.render_images(result, render.FigureOptions(formats=("png", "svg"),
+                                                              workers=3))
+    assert [stem for stem, _ in one[0]] == [stem for stem, _ in three[0]]
+    assert len(one[0]) >= 5 and {"png", "svg"} == set(one[0][0][1])
+    assert one == three
+    if page_bytes is not None:  # the page's images were drawn again, smaller than the files
+        assert sum(len(b) for _, b in one[1]) <= page_bytes
+        assert sum(len(b) for _, b in one[1]) < sum(len(f["png"]) for _, f in one[0])
+
+
+def test_drawing_processes_are_gone_after_a_failing_figure(binary, monkeypatch):
+    """A figure that raises in a drawing process raises in the run, and no process stays."""
+    import multiprocessing as mp
+
+    result, _ = binary
+
+    def boom(result):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plots, "plot_variance", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        render.render_images(result, render.FigureOptions(workers=2))
+    assert mp.active_children() == []

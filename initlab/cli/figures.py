@@ -26,8 +26,8 @@ LayersOpt = Annotated[str | None, typer.Option(
 def figure_options(formats: list[str] | None, dpi: int | None, no_plots: bool,
                    layers: str | None) -> FigureOptions:
     """The options, or typer.BadParameter naming the option and what is allowed."""
-    from initlab.report.style import DPI
     from initlab.report.render import FigureOptions, parse_formats, parse_layers
+    from initlab.report.style import DPI
 
     try:
         fmts = parse_formats(formats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated
@@ -43,8 +44,9 @@ def run(
                           "training, with the loss).")] = False,
     workers: Annotated[str, typer.Option(
         "--workers", metavar="N|auto", help="Processes that train the population, each a "
-        "contiguous chunk of members; the same results whatever N. auto: one unless the "
-        "population is large and its nets narrow (README, 'Every core').")] = "auto",
+        "contiguous chunk of members, then draw the figures; the same results whatever N. "
+        "auto: training in one unless the population is large and its nets narrow, figures "
+        "on every core (README, 'Every core').")] = "auto",
     formats: FormatOpt = None,
     dpi: DpiOpt = None,
     no_plots: NoPlotsOpt = False,
@@ -59,7 +61,7 @@ def run(
     from initlab.api import resolve
     from initlab.cli.progress import PlainProgress
     from initlab.config.schema import load_config
-    from initlab.parallel import parse_workers, run_parallel
+    from initlab.parallel import cores, parse_workers, run_parallel
     from initlab.report.render import write_result
     from initlab.results.folder import OutputError, json_safe, preflight
 
@@ -73,7 +75,8 @@ def run(
             limit = resources.parse_size(max_memory)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--max-memory") from None
-    options = figure_options(formats, dpi, no_plots, layers)
+    options = dataclasses.replace(figure_options(formats, dpi, no_plots, layers),
+                                  workers=cores() if n_workers == "auto" else int(n_workers))
     with reporting(debug):
         cfg = load_config(config, overrides=set_ or ())
         resolved = resolve(cfg)
@@ -210,10 +213,12 @@ def report(
     debug: DebugOpt = False,
 ) -> None:
     """Re-render plots and reports from the stored numbers, without retraining."""
+    from initlab.parallel import cores
     from initlab.report.render import write_result
     from initlab.results.folder import load_result
 
-    options = figure_options(formats, dpi, no_plots, layers)
+    options = dataclasses.replace(figure_options(formats, dpi, no_plots, layers),
+                                  workers=cores())  # the figures drawn on every core
     with reporting(debug):
         result = load_result(results_dir)
         written = write_result(result, results_dir, options=options)

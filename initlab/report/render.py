@@ -5,15 +5,20 @@ and then these, as one atomic replacement of the results folder.
 Every image is at most MAX_PIXELS wide and tall (the resolution is lowered for a figure that
 would be larger). report.html embeds PNGs (the written ones, or PNG renderings of the figures
 when only SVG or PDF is written), at a lower resolution when they would make the page large
-(`page_images`).
+(`render_images`), drawn in several processes at once with FigureOptions.workers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import io
 import math
-from collections.abc import Callable, Sequence
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +38,15 @@ PAGE_IMAGE_BYTES = 1_400_000  # the PNGs embedded in report.html, together (befo
 class FigureOptions:
     """How figures are written: `formats` (png, svg, pdf; several allowed), `dpi` (raster
     resolution, lowered per figure to stay within MAX_PIXELS), `layers` (1-based layers of the
-    histograms; None: the config's measure.layers or the default spread) and `plots` (False:
-    no figure at all, only the numbers and the reports)."""
+    histograms; None: the config's measure.layers or the default spread), `plots` (False:
+    no figure at all, only the numbers and the reports) and `workers` (processes that draw the
+    figures at once, one figure each; the same bytes as one process)."""
 
     formats: tuple[str, ...] = ("png",)
     dpi: int = style.DPI
     layers: tuple[int, ...] | None = None
     plots: bool = True
+    workers: int = 1
 
 
 def parse_formats(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -106,9 +113,14 @@ def figure_bytes(fig: Figure, fmt: str, dpi: float) -> bytes:
     """The figure in `fmt`, at `dpi` or less: at most MAX_PIXELS in each direction."""
     width, height = fig.get_size_inches()
     dpi = min(float(dpi), (style.MAX_PIXELS - 1) / max(width, height, 1e-9))
+    import matplotlib
+
     buf = io.BytesIO()
-    metadata = {"Software": None} if fmt == "png" else None  # no version: same bytes per run
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
+    # no version, no date, no random ids: the same bytes for the same Result, in any process
+    metadata = {"png": {"Software": None}, "svg": {"Date": None},
+                "pdf": {"CreationDate": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "initlab"}):
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
     return buf.getvalue()
 
 
@@ -128,46 +140,105 @@ def draw_all(result: Result, options: FigureOptions | None = None
     return drawn
 
 
-def _write(drawn: list[tuple[str, Figure]], folder: Path, options: FigureOptions
-           ) -> tuple[list[Path], dict[str, bytes]]:
-    written, pngs = [], {}
-    for stem, fig in drawn:
-        for fmt in options.formats:
-            data = figure_bytes(fig, fmt, options.dpi)
-            if fmt == "png":
-                pngs[stem] = data
-            written.append(atomic_write_bytes(folder / f"{stem}.{fmt}", data))
-    return written, pngs
-
-
 def save_all(result: Result, folder: str | Path,
              options: FigureOptions | None = None) -> list[Path]:
     """Draw every plot the result has data for and write it as `folder/<stem>.<format>` for
     each format of `options` (default: PNG at DPI). Returns the paths, figure by figure."""
-    options = options or FigureOptions()
-    return _write(draw_all(result, options), Path(folder), options)[0]
+    return _save(render_images(result, options)[0], Path(folder))
 
 
-def page_images(drawn: list[tuple[str, Figure]], pngs: dict[str, bytes],
-                dpi: float) -> list[tuple[str, bytes]]:
-    """The PNGs report.html embeds: the written ones (or PNG renderings when no PNG is
-    written), drawn again at a lower resolution while they hold more than PAGE_IMAGE_BYTES
-    together (the files keep the full resolution)."""
-    images = [(stem, pngs.get(stem) or figure_bytes(fig, "png", dpi)) for stem, fig in drawn]
-    scale = 1.0
-    for _ in range(4):
-        total = sum(len(data) for _, data in images)
-        if total <= PAGE_IMAGE_BYTES:
-            break
-        scale *= 0.92 * math.sqrt(PAGE_IMAGE_BYTES / total)  # bytes grow like pixels: dpi²
-        images = [(stem, figure_bytes(fig, "png", _dpi(fig, dpi) * scale))
-                  for stem, fig in drawn]
-    return [(f"{stem}.png", data) for stem, data in images]
+def _save(files: list[tuple[str, dict[str, bytes]]], folder: Path) -> list[Path]:
+    return [atomic_write_bytes(folder / f"{stem}.{fmt}", content)
+            for stem, data in files for fmt, content in data.items()]
 
 
 def _dpi(fig: Figure, dpi: float) -> float:
     width, height = fig.get_size_inches()
     return min(float(dpi), (style.MAX_PIXELS - 1) / max(width, height, 1e-9))
+
+
+# ---------------------------------------------------------------- drawing in processes
+# Rendering a figure (Agg rasterizing, PNG encoding) takes longer than training a small net's
+# population: with `workers`, each figure is drawn and encoded in a forked process that
+# inherits the Result (no copy, no pickling), and only the bytes come back.
+
+_JOB: tuple[Result, FigureOptions] | None = None  # what the drawing processes inherit
+
+
+def _figure(stem: str) -> Figure | None:
+    """A new figure (a figure rendered once keeps the layout of that resolution: a smaller
+    page image is drawn anew, in whichever process, so that its bytes never depend on it)."""
+    assert _JOB is not None
+    result, options = _JOB
+    draw = dict(figures())[stem]
+    return draw(result, layers=options.layers) if stem in LAYERED else draw(result)
+
+
+def _render(task: tuple[str, float | None]) -> tuple[str, dict[str, bytes], bytes | None]:
+    """(stem, {format: file bytes}, page PNG) of one figure; with a scale, the page PNG only,
+    at that fraction of the resolution; (stem, {}, None) when the figure has nothing to show."""
+    stem, scale = task
+    fig = _figure(stem)
+    if fig is None:
+        return stem, {}, None
+    assert _JOB is not None
+    options = _JOB[1]
+    if scale is not None:
+        return stem, {}, figure_bytes(fig, "png", _dpi(fig, options.dpi) * scale)
+    files = {fmt: figure_bytes(fig, fmt, options.dpi) for fmt in options.formats}
+    return stem, files, files.get("png") or figure_bytes(fig, "png", options.dpi)
+
+
+def _drawing_process() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the run, which ends us
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the run
+
+
+@contextlib.contextmanager
+def _mapper(workers: int, tasks: int) -> Iterator[Callable[..., list]]:
+    """map() in `workers` forked processes, or in this one (one worker or task, no fork on
+    this platform, or other threads running, which fork must not copy mid-lock)."""
+    import multiprocessing as mp
+
+    n = min(int(workers), tasks)
+    if n < 2 or "fork" not in mp.get_all_start_methods() or threading.active_count() > 1 \
+            or os.environ.get("INITLAB_DRAW_SERIAL"):
+        yield lambda f, xs: list(map(f, xs))
+        return
+    with mp.get_context("fork").Pool(n, initializer=_drawing_process) as pool:
+        yield lambda f, xs: pool.map(f, xs, chunksize=1)  # leaving terminates the pool
+
+
+def render_images(result: Result, options: FigureOptions | None = None
+                  ) -> tuple[list[tuple[str, dict[str, bytes]]], list[tuple[str, bytes]]]:
+    """The figures of `result` as ([(stem, {format: bytes})], report.html's [(name, PNG)]),
+    drawn in options.workers processes. The page PNGs are the written ones (or PNG renderings
+    when no PNG is written), drawn again at a lower resolution while they hold more than
+    PAGE_IMAGE_BYTES together (the files keep the full resolution)."""
+    global _JOB
+    options = options or FigureOptions()
+    stems = [stem for stem, _ in figures() if needs(stem, result)] if options.plots else []
+    _JOB = (result, options)
+    try:
+        with _mapper(options.workers, len(stems)) as mapper:
+            first = [x for x in mapper(_render, [(stem, None) for stem in stems])
+                     if x[2] is not None]
+            pages = [(stem, page) for stem, _, page in first]
+            scale = 1.0
+            for _ in range(4):
+                total = sum(len(page) for _, page in pages)
+                if total <= PAGE_IMAGE_BYTES:
+                    break
+                scale *= 0.92 * math.sqrt(PAGE_IMAGE_BYTES / total)  # bytes grow like dpi²
+                pages = [(stem, page) for stem, _, page in
+                         mapper(_render, [(stem, scale) for stem, _ in pages])]
+    finally:
+        _JOB = None
+    return ([(stem, files) for stem, files, _ in first],
+            [(f"{stem}.png", page) for stem, page in pages])
 
 
 def render_files(result: Result, folder: Path, *, plots: bool = True, animate: bool = False,
@@ -176,15 +247,14 @@ def render_files(result: Result, folder: Path, *, plots: bool = True, animate: b
     `folder`; with `animate`, also training.gif."""
     options = options or FigureOptions()
     if not plots:
-        options = FigureOptions(options.formats, options.dpi, options.layers, plots=False)
-    drawn = draw_all(result, options)
-    images, pngs = _write(drawn, folder, options)
+        options = dataclasses.replace(options, plots=False)
+    files, pages = render_images(result, options)
     first = options.formats[0] if options.formats else "png"
-    names = [p.name for p in images if p.suffix == f".{first}"]
+    names = [p.name for p in _save(files, folder) if p.suffix == f".{first}"]
     atomic_write_text(folder / "report.md",
                       document.render_markdown(result, names, options.layers))
     atomic_write_text(folder / "report.html", document.render_html(
-        result, page_images(drawn, pngs, options.dpi), layers=options.layers))
+        result, pages, layers=options.layers))
     if animate:
         from initlab.report.animate import write_gif
 
