@@ -20,9 +20,7 @@ from initlab.report.document import (
     scheme_text,
     variance_rows,
 )
-from initlab.report.layer_plots import plot_gradients, plot_histograms, plot_variance_steps
 from initlab.report.notebook import result_html
-from initlab.report.plots import plot_decision_boundary, plot_loss, plot_variance
 from initlab.report.render import (
     figures,
     needs,
@@ -30,8 +28,20 @@ from initlab.report.render import (
     save_all,
     write_result,
 )
-from initlab.report.residual_plots import plot_residual
-from initlab.report.theory_plots import plot_signal_propagation
+
+# the plot functions import matplotlib (half a second): on first use, not at every start
+PLOTS = {"plot_loss": "plots", "plot_variance": "plots", "plot_decision_boundary": "plots",
+         "plot_variance_steps": "layer_plots", "plot_histograms": "layer_plots",
+         "plot_gradients": "layer_plots", "plot_residual": "residual_plots",
+         "plot_signal_propagation": "theory_plots"}
+
+
+def __getattr__(name: str) -> object:
+    if name in PLOTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"initlab.report.{PLOTS[name]}"), name)
+    raise AttributeError(f"module 'initlab.report' has no attribute {name!r}")
 
 __all__ = [
     "BADGE",

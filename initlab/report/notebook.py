@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 
-from initlab.report import document, plots
+from initlab.report import document, style
 from initlab.results import folder as results_folder
 from initlab.results.folder import Result, load_result
 
@@ -33,6 +33,7 @@ font-size:.82em;font-weight:600;margin:0 .4em}
 
 def loss_png(result: Result, dpi: float = NOTEBOOK_DPI) -> bytes:
     """The loss figure (plots.plot_loss) as PNG bytes."""
+    from initlab.report import plots  # matplotlib only when a figure is drawn
     from initlab.report.render import figure_bytes
 
     return figure_bytes(plots.plot_loss(result), "png", dpi)
@@ -43,7 +44,7 @@ def result_html(result: Result, *, figure: bool = True) -> str:
     table, one sentence per variant, the paired comparisons and (figure=True) the loss figure as
     an embedded PNG."""
     e = document._e
-    colours = plots.palette(plots.labels_of(result))
+    colours = style.palette(style.labels_of(result))
     facts = "; ".join(f"{k} {v}" for k, v in document._facts(result)
                       if k in ("network", "activation", "epochs / steps", "seeds"))
     story = "".join(
@@ -60,9 +61,12 @@ def result_html(result: Result, *, figure: bool = True) -> str:
     if rows:
         parts += [f"<p>{e(document.comparison_intro(result))}</p>",
                   document._html_table(document.COMPARISON_HEADER, rows, colours)]
-    if figure and plots.trained(result) and "loss" in result.arrays:
-        data = base64.b64encode(loss_png(result)).decode("ascii")
-        parts.append(f'<img src="data:image/png;base64,{data}" alt="loss over training">')
+    if figure:
+        from initlab.report import plots  # matplotlib only for a figure
+
+        if plots.trained(result) and "loss" in result.arrays:
+            data = base64.b64encode(loss_png(result)).decode("ascii")
+            parts.append(f'<img src="data:image/png;base64,{data}" alt="loss over training">')
     parts.append("</div>")
     return "\n".join(parts)
 
