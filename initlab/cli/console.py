@@ -30,6 +30,7 @@ from initlab.errors import (
     UnknownNameError,
 )
 from initlab.resources import network_text
+from initlab.results.numbers import finite_values, mean_std
 
 app = typer.Typer(
     name="initlab",
@@ -186,13 +187,13 @@ def _g(x: Any, never: str = "—") -> str:
 
 
 def _mean_sd(values: list[Any], sd: bool = True) -> str:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
+    vals = finite_values(values)
     if not vals:
         return "—"
-    m = sum(vals) / len(vals)
+    m, s = mean_std(vals)
     if len(vals) == 1 or not sd:
         return f"{m:.3g}"
-    return f"{m:.3g}±{math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)):.1g}"
+    return f"{m:.3g}±{s:.1g}"
 
 
 def _diagnosis(v: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from initlab.cli.console import (
     summary_table,
 )
 from initlab.cli.figures import DpiOpt, FormatOpt, LayersOpt, NoPlotsOpt, figure_options
-from initlab.errors import suggest
+from initlab.errors import InitlabError, suggest
 
 
 @app.command()
@@ -216,11 +216,24 @@ def report(
     from initlab.parallel import cores
     from initlab.report.render import write_result
     from initlab.results.folder import load_result
+    from initlab.results.shape import DamagedResultsError
 
     options = dataclasses.replace(figure_options(formats, dpi, no_plots, layers),
                                   workers=cores())  # the figures drawn on every core
     with reporting(debug):
         result = load_result(results_dir)
-        written = write_result(result, results_dir, options=options)
-    out.print(summary_table(result.summary), soft_wrap=False)
+        try:
+            written = write_result(result, results_dir, options=options)
+            table = summary_table(result.summary)
+        except (InitlabError, OSError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # numbers load_result let through that cannot be drawn
+            if debug:
+                raise
+            what = " ".join(str(exc).split())[:200]
+            raise DamagedResultsError(
+                f"{results_dir}: damaged results: they cannot be rendered "
+                f"({type(exc).__name__}: {what}); nothing was replaced; --debug shows where"
+            ) from None
+    out.print(table, soft_wrap=False)
     err.print(f"report: {written}/report.html", markup=False)

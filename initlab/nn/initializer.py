@@ -203,7 +203,7 @@ class Constant(Initializer):
         return np.full((fan_in, fan_out), self.value)
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return self.value**2
+        return self.value * self.value
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class Normal(Initializer):
         return self.mean + self.std * rng.standard_normal((fan_in, fan_out))
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return self.mean**2 + self.std**2
+        return self.mean * self.mean + self.std * self.std
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,13 @@ class Uniform(Initializer):
         return rng.uniform(self.low, self.high, (fan_in, fan_out))
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return (self.low**2 + self.low * self.high + self.high**2) / 3
+        lo, hi = self.low, self.high
+        plain = (lo * lo + lo * hi + hi * hi) / 3
+        if math.isfinite(plain):
+            return plain
+        s = max(abs(lo), abs(hi))  # scaled: inf (not inf - inf = NaN) past the float range
+        lo, hi = lo / s, hi / s
+        return s * s * ((lo * lo + lo * hi + hi * hi) / 3)
 
 
 @dataclass(frozen=True)
@@ -283,12 +289,13 @@ class TruncatedNormal(Initializer):
 
     def variance(self, fan_in: int, fan_out: int) -> float:
         if self.std == 0:
-            return min(max(self.mean, self.a), self.b) ** 2
+            c = min(max(self.mean, self.a), self.b)
+            return c * c
         from scipy import stats
 
         alpha, beta = self._alpha_beta()
         m, v = stats.truncnorm.stats(alpha, beta, loc=self.mean, scale=self.std, moments="mv")
-        return float(m) ** 2 + float(v)
+        return float(m) * float(m) + float(v)
 
 
 @dataclass(frozen=True)
@@ -313,7 +320,8 @@ class Orthogonal(Initializer):
         return self.gain * (q if tall else q.T)
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return self.gain**2 / max(fan_in, fan_out)  # each unit vector spreads 1 over max entries
+        # each unit vector spreads 1 over max entries
+        return self.gain * self.gain / max(fan_in, fan_out)
 
 
 @dataclass(frozen=True)
@@ -330,7 +338,7 @@ class Identity(Initializer):
         return self.scale * np.eye(fan_in, fan_out)
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return self.scale**2 * min(fan_in, fan_out) / (fan_in * fan_out)
+        return self.scale * self.scale * min(fan_in, fan_out) / (fan_in * fan_out)
 
 
 @dataclass(frozen=True)
@@ -365,4 +373,4 @@ class Sparse(Initializer):
         return W
 
     def variance(self, fan_in: int, fan_out: int) -> float:
-        return self.std**2 * (fan_out - self.zeros_per_row(fan_out)) / fan_out
+        return self.std * self.std * (fan_out - self.zeros_per_row(fan_out)) / fan_out

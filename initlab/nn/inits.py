@@ -45,6 +45,10 @@ from initlab.nn.residual_inits import SCHEMES as RESIDUAL_SCHEMES
 from initlab.registry import Registry
 
 
+def _square(x: float) -> float:
+    """x², inf (not OverflowError) past the float range: a gain of 1e200 is a result."""
+    return x * x
+
 # ----------------------------------------------------------------------------- named schemes
 def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
                      distribution: str = "truncated_normal") -> VarianceScaling:
@@ -55,27 +59,27 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
 def lecun_normal(gain: float = 1.0) -> VarianceScaling:
     """LeCun et al. 1998: W ~ N(0, std²), std = gain / sqrt(fan_in) (scale = gain²).
     Untruncated, as the article's N(0, 1/n); jax's lecun_normal truncates."""
-    return VarianceScaling(_gain("lecun_normal", gain) ** 2, "fan_in", "normal",
+    return VarianceScaling(_square(_gain("lecun_normal", gain)), "fan_in", "normal",
                            scheme="lecun_normal")
 
 
 def lecun_uniform(gain: float = 1.0) -> VarianceScaling:
     """W ~ U(-bound, bound), bound = gain · sqrt(3 / fan_in)."""
-    return VarianceScaling(_gain("lecun_uniform", gain) ** 2, "fan_in", "uniform",
+    return VarianceScaling(_square(_gain("lecun_uniform", gain)), "fan_in", "uniform",
                            scheme="lecun_uniform")
 
 
 def xavier_normal(gain: float = 1.0) -> VarianceScaling:
     """Glorot & Bengio 2010 (torch's xavier_normal_): W ~ N(0, std²),
     std = gain · sqrt(2 / (fan_in + fan_out))."""
-    return VarianceScaling(_gain("xavier_normal", gain) ** 2, "fan_avg", "normal",
+    return VarianceScaling(_square(_gain("xavier_normal", gain)), "fan_avg", "normal",
                            scheme="xavier_normal")
 
 
 def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
     """Glorot's "normalized" init (torch's xavier_uniform_): W ~ U(-bound, bound),
     bound = gain · sqrt(6 / (fan_in + fan_out)) = sqrt(3) · std."""
-    return VarianceScaling(_gain("xavier_uniform", gain) ** 2, "fan_avg", "uniform",
+    return VarianceScaling(_square(_gain("xavier_uniform", gain)), "fan_avg", "uniform",
                            scheme="xavier_uniform")
 
 
@@ -83,7 +87,7 @@ def _kaiming_scale(owner: str, a: float, nonlinearity: str, gain: float | None) 
     """scale = gain², gain = sqrt(2 / (1 + a²)) for leaky_relu (torch's default), sqrt(2) for relu,
     torch's calculate_gain(nonlinearity) otherwise; an explicit gain wins."""
     if gain is not None:
-        return _gain(owner, gain) ** 2
+        return _square(_gain(owner, gain))
     a = _number(owner, "a", a)
     if nonlinearity == "leaky_relu":
         return 2.0 / (1.0 + a * a)
@@ -95,7 +99,7 @@ def _kaiming_scale(owner: str, a: float, nonlinearity: str, gain: float | None) 
     if nonlinearity not in ACTIVATIONS:
         raise _bad_choice(owner, "nonlinearity", nonlinearity, ACTIVATIONS.names())
     try:
-        return activation_gain(nonlinearity, None, method="torch") ** 2
+        return _square(activation_gain(nonlinearity, None, method="torch"))
     except ValueError as e:  # torch has no gain for it
         raise BadParameterError(owner, "nonlinearity", str(e)) from None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from initlab.report import interactive
 from initlab.report.axes import chosen_layers, requested_layers
 from initlab.report.style import fmt, labels_of, palette
 from initlab.results.folder import Result, json_safe
+from initlab.results.numbers import finite_values
+from initlab.results.numbers import mean_std as finite_mean_std
 
 CAPTIONS = {
     "loss.png": "Training loss per variant (mean over seeds, band min–max, × = diverged).",
@@ -45,25 +46,14 @@ BADGE = {"healthy": "#009E73", "symmetric": "#CC79A7", "vanishing": "#0072B2",
 
 # ---------------------------------------------------------------- numbers shared by both
 
-def _finite(values: Any) -> list[float]:
-    out = []
-    for x in values or []:
-        if x is not None and not isinstance(x, bool):
-            x = float(x)
-            if math.isfinite(x):
-                out.append(x)
-    return out
-
-
 def mean_std(values: Any) -> str:
     """'0.123 ± 0.01' over the finite values (just the mean for one value; '—' for none)."""
-    xs = _finite(values)
+    xs = finite_values(values)
     if not xs:
         return "—"
-    mean = sum(xs) / len(xs)
+    mean, std = finite_mean_std(xs)
     if len(xs) == 1:
         return fmt(mean)
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
     if std <= 1e-12 * max(abs(mean), 1e-300):
         std = 0.0  # float noise of identical values
     return f"{fmt(mean)} ± {fmt(std)}"

@@ -33,6 +33,7 @@ import platform
 import secrets
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ import numpy as np
 import yaml
 
 from initlab.errors import InitlabError
+from initlab.results.shape import check_shape
 
 try:  # POSIX only; elsewhere writers are not serialized
     import fcntl
@@ -457,6 +459,9 @@ def load_result(folder: str | Path) -> Result:
         summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ResultsNotFoundError(f"{folder}: cannot read results: {exc}") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, yaml.YAMLError,
+            RecursionError) as exc:  # a truncated arrays.npz, a damaged YAML/JSON file
+        what = " ".join(str(exc).split()) or type(exc).__name__  # one line (YAML marks span 3)
+        raise ResultsNotFoundError(f"{folder}: cannot read results: {what}") from exc
+    check_shape(folder, config, summary, arrays)
     return Result(config=config, summary=summary, arrays=arrays)

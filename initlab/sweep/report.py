@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.results.folder import atomic_write_text, dumps_json
+from initlab.results.numbers import finite_values, mean_std
 
 MAX_FACETS = 6
 COLUMNS = ("final_loss_mean", "final_loss_std", "accuracy_mean", "diverged", "seeds",
@@ -33,11 +34,9 @@ COLUMNS = ("final_loss_mean", "final_loss_std", "accuracy_mean", "diverged", "se
 
 
 def _mean_std(values: Sequence[Any]) -> tuple[float | None, float | None]:
-    vals = [float(v) for v in values or [] if v is not None and math.isfinite(float(v))]
-    if not vals:
+    if not finite_values(values):
         return None, None
-    m = sum(vals) / len(vals)
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+    return mean_std(values)
 
 
 def show(value: Any) -> str:

@@ -1,0 +1,156 @@
+"""Reliability, round 2 (issue 15), group B: every bad input or damaged file is one line and an
+exit code (2: bad input, 3: damaged results), never a traceback; huge finite numbers, inf and
+NaN are results."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_sweep import TINY, write
+from typer.testing import CliRunner
+
+from initlab.cli import app
+from initlab.results.numbers import mean_std
+
+runner = CliRunner()
+
+
+def one_line(r, code: int) -> str:
+    """The result exited `code` with exactly one line on stderr and no traceback."""
+    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.output, r.stderr
+    return lines[0]
+
+
+# ---------------------------------------------------------------- huge finite numbers
+
+HUGE = """\
+name: huge
+seeds: 2
+data: {name: teacher, samples: 40, task: regression}
+model: {widths: [16, 16, 16], activation: relu}
+init: [{scheme: normal, std: 10000.0}]
+train: {epochs: 1, lr: 1, loss: mse}
+"""
+
+
+def test_mean_std_of_huge_finite_numbers_is_finite_and_exact_elsewhere():
+    xs = [0.1, 0.2, 0.7]
+    m = sum(xs) / 3
+    assert mean_std(xs) == (m, math.sqrt(sum((x - m) ** 2 for x in xs) / 3))  # same numbers
+    m, s = mean_std([1e300, 3e300])
+    assert (m, s) == pytest.approx((2e300, 1e300), rel=1e-15)
+    m, s = mean_std([1.7e308, -1.7e308, 1.7e308])
+    assert math.isfinite(m) and math.isfinite(s) and s == pytest.approx(np.std([1.7, -1.7, 1.7])
+                                                                          * 1e308, rel=1e-12)
+    assert mean_std([float("inf"), None, "x", True, 2.0]) == (2.0, 0.0)
+    assert all(math.isnan(x) for x in mean_std([float("nan")]))
+
+
+def test_huge_finite_losses_are_results_in_run_report_and_sweep(tmp_path):
+    cfg = write(tmp_path, HUGE)
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "run"), "--no-plots"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    losses = json.loads((tmp_path / "run" / "summary.json").read_text())["variants"][0]
+    assert max(losses["final_loss"]) > 1e200  # the numbers the old (x - m)**2 overflowed on
+    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    assert "e+" in (tmp_path / "run" / "report.md").read_text()
+    r = runner.invoke(app, ["sweep", str(cfg), "--grid", "train.lr=1,2", "--workers", "0",
+                            "--out", str(tmp_path / "sw"), "--no-plots", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "sw" / "summary.json").read_text())["rows"]
+    assert len(rows) == 2 and all(row["final_loss_mean"] > 1e200 for row in rows), rows
+
+
+@pytest.mark.parametrize("init", ["{scheme: constant, value: 1e200}",
+                                  "{scheme: normal, std: 1e200}",
+                                  "{scheme: orthogonal, gain: 1e200}",
+                                  "{scheme: uniform, low: -1e200, high: 1e300}",
+                                  "{scheme: sparse, std: 1e200}"])
+def test_theory_of_an_init_beyond_the_float_range_is_a_result(tmp_path, init):
+    cfg = write(tmp_path, TINY.replace("init: xavier_normal", f"init: [{init}]"))
+    r = runner.invoke(app, ["theory", str(cfg)])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    r = runner.invoke(app, ["theory", str(cfg), "--out", str(tmp_path / "th")])
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+
+
+def test_a_gain_whose_square_overflows_is_one_line(tmp_path):
+    cfg = write(tmp_path, TINY.replace("init: xavier_normal", "init: [{scheme: he_normal, "
+                                                              "gain: 1e200}]"))
+    line = one_line(runner.invoke(app, ["theory", str(cfg)]), 2)
+    assert "finite" in line and "34" not in line, line
+
+
+# ---------------------------------------------------------------- damaged results folders
+
+
+def _summary(edit):
+    def apply(folder: Path) -> None:
+        s = json.loads((folder / "summary.json").read_text())
+        edit(s)
+        (folder / "summary.json").write_text(json.dumps(s))
+    return apply
+
+
+def _arrays(edit):
+    def apply(folder: Path) -> None:
+        with np.load(folder / "arrays.npz") as npz:
+            a = {k: npz[k] for k in npz.files}
+        edit(a)
+        np.savez(folder / "arrays.npz", **a)
+    return apply
+
+
+def _text(name: str, data: bytes):
+    return lambda folder: (folder / name).write_bytes(data)
+
+
+DAMAGE = {
+    "summary {}": _text("summary.json", b"{}"),
+    "summary []": _text("summary.json", b"[]"),
+    "summary binary": _text("summary.json", b"\xff\xfe\x00"),
+    "variants 5": _summary(lambda s: s.update(variants=5)),
+    "fewer variants": _summary(lambda s: s.update(variants=s["variants"][:1])),
+    "string loss": _summary(lambda s: s["variants"][0].update(final_loss="abc")),
+    "string median": _summary(lambda s: s["variants"][0].update(final_loss_tail_median="x")),
+    "string curve": _summary(lambda s: s["variants"][0].update(loss_curve="x")),
+    "string sizes": _summary(lambda s: s.update(sizes="x")),
+    "truncated npz": lambda f: (f / "arrays.npz").write_bytes((f / "arrays.npz").read_bytes()
+                                                              [:3000]),
+    "config list": _text("config.yaml", b"[1, 2]\n"),
+    "config broken": _text("config.yaml", b"x: [\n"),
+    "loss columns": _arrays(lambda a: a.update(loss=a["loss"][:, :1])),
+    "stat records": _arrays(lambda a: a.update(stat_act_var=a["stat_act_var"][:1])),
+    "no loss": _arrays(lambda a: a.pop("loss")),
+    "boundary": _arrays(lambda a: a.update(boundary=a["boundary"][:1])),
+}
+
+
+@pytest.fixture(scope="module")
+def good_result(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("good")
+    cfg = write(tmp, TINY.replace("init: xavier_normal", "init: [xavier_normal, he_normal]"))
+    r = runner.invoke(app, ["run", str(cfg), "--out", str(tmp / "r"), "--no-plots", "-q"])
+    assert r.exit_code == 0, r.output
+    return tmp / "r"
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_report_on_a_damaged_folder_is_one_line_exit_3(tmp_path, good_result, damage):
+    folder = tmp_path / "d"
+    shutil.copytree(good_result, folder)
+    DAMAGE[damage](folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    line = one_line(runner.invoke(app, ["report", str(folder), "--format", "png", "--dpi", "30"]),
+                    3)
+    assert str(folder) in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing replaced
