@@ -154,3 +154,62 @@ def test_report_on_a_damaged_folder_is_one_line_exit_3(tmp_path, good_result, da
                     3)
     assert str(folder) in line, line
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing replaced
+
+
+# ---------------------------------------------------------------- metric expressions, baselines
+
+
+@pytest.mark.parametrize("metric", ["(" * 2000 + "final_loss" + ")" * 2000,
+                                    "-" * 5000 + "final_loss",
+                                    "+".join(["final_loss"] * 3000),
+                                    "(" * 51 + "final_loss" + ")" * 51])
+def test_a_deeply_nested_metric_is_one_line_in_validate_and_check(tmp_path, good_result, metric):
+    expect = f"expect:\n  - {{variant: xavier_normal, metric: '{metric}', max: 1}}\n"
+    cfg = write(tmp_path, TINY + expect)
+    line = one_line(runner.invoke(app, ["validate", str(cfg)]), 2)
+    assert "expect.0.metric" in line and "at most" in line, line
+    folder = tmp_path / "r"
+    shutil.copytree(good_result, folder)
+    (folder / "config.yaml").write_text((folder / "config.yaml").read_text() + expect)
+    line = one_line(runner.invoke(app, ["check", str(folder)]), 2)
+    assert "at most" in line, line
+
+
+def test_fifty_nested_parentheses_and_minus_signs_still_parse():
+    from initlab.check.metric import evaluate, parse_metric
+
+    tree = parse_metric("(" * 25 + "-" * 24 + "final_loss[0]" + ")" * 25)
+    assert evaluate(tree, {"final_loss": [2.0]}) == [2.0]
+
+
+def _baseline(good_result: Path, tmp_path: Path) -> str:
+    bl = tmp_path / "good.yaml"
+    r = runner.invoke(app, ["check", str(good_result), "--baseline", str(bl),
+                            "--update-baseline"])
+    assert r.exit_code == 0, r.output
+    return bl.read_text()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.split("    variants:")[0] + "    variants: 5\n",
+    lambda t: t.split("  tiny:")[0] + "  tiny: 3\n",
+    lambda t: t.split("      xavier_normal:")[0] + "      xavier_normal: [1, 2]\n",
+    lambda t: t.replace("final_loss[0]: ", "final_loss[0]: [", 1).replace("\n", "]\n", 4)
+    .split("final_loss[1]")[0],
+    lambda t: t.split("cells:")[0] + "cells: " + "[" * 3000 + "]" * 3000 + "\n",
+], ids=["variants 5", "cell 3", "variant list", "metric list", "deep"])
+def test_a_malformed_baseline_is_one_line_naming_the_file(tmp_path, good_result, edit):
+    text = _baseline(good_result, tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(edit(text))
+    line = one_line(runner.invoke(app, ["check", str(good_result), "--baseline", str(bad)]), 2)
+    assert line.startswith(str(bad)), line
+
+
+def test_an_alias_bomb_in_a_baseline_is_read_in_linear_time(tmp_path, good_result):
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{b}: &{b} [{', '.join(['*' + a] * 10)}]" for a, b in zip("abcdefg", "bcdefgh")]
+    bad = tmp_path / "bomb.yaml"
+    bad.write_text(_baseline(good_result, tmp_path) + "\n".join(levels) + "\n")  # 10^8 leaves
+    r = runner.invoke(app, ["check", str(good_result), "--baseline", str(bad)])
+    assert r.exit_code == 0, r.output

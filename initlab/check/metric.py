@@ -48,6 +48,12 @@ class MetricError(ValueError):
     """A metric expression that does not parse or names nothing in summary.json."""
 
 
+# Bounds that keep the recursive parser and evaluator far from Python's recursion limit
+# (2000 nested parentheses or 5000 unary minus signs were a RecursionError).
+MAX_DEPTH = 50  # nested parentheses and unary minus signs
+MAX_TOKENS = 400  # numbers, paths and operators (a chain of n operators is n deep)
+
+
 # ---------------------------------------------------------------- metric expressions
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -119,7 +125,10 @@ def parse_metric(text: str) -> Node:
     if not isinstance(text, str) or not text.strip():
         raise MetricError("a metric is a non-empty string, e.g. final_loss")
     toks = _tokens(text)
-    pos = 0
+    if len(toks) > MAX_TOKENS:
+        raise MetricError(f"a metric has at most {MAX_TOKENS} numbers, names and operators; "
+                          f"this one has {len(toks)}")
+    pos = depth = 0
 
     def peek() -> tuple[str, Any, int] | None:
         return toks[pos] if pos < len(toks) else None
@@ -146,11 +155,21 @@ def parse_metric(text: str) -> Node:
     def term() -> Node:
         return chain(unary, ("*", "/"))
 
+    def deeper() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise MetricError(f"a metric nests at most {MAX_DEPTH} parentheses and minus signs")
+
     def unary() -> Node:
+        nonlocal depth
         t = peek()
         if t is not None and t[1] == "-":
             take()
-            return ("neg", unary())
+            deeper()
+            node = ("neg", unary())
+            depth -= 1
+            return node
         return atom()
 
     def atom() -> Node:
@@ -160,7 +179,10 @@ def parse_metric(text: str) -> Node:
         if kind == "path":
             return ("path", _path(value))
         if value == "(":
+            nonlocal depth
+            deeper()
             node = expr()
+            depth -= 1
             if take()[1] != ")":
                 raise MetricError(f"missing ')' in '{text}'")
             return node

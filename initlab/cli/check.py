@@ -49,8 +49,12 @@ class BaselineNotFoundError(InitlabError):
 def yaml_lines(text: str) -> dict[Key, int]:
     """1-based line of every key path in a YAML document (the key's line for mapping values)."""
     lines: dict[Key, int] = {}
+    seen: set[int] = set()
 
     def walk(node: yaml.Node, key: Key) -> None:
+        if id(node) in seen:  # an alias: its anchor was walked (an alias bomb stays linear)
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if isinstance(k, yaml.ScalarNode):
@@ -63,7 +67,7 @@ def yaml_lines(text: str) -> dict[Key, int]:
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return lines
     if root is not None:
         walk(root, ())
@@ -110,6 +114,9 @@ def read_baseline(path: Path) -> tuple[dict[str, Any], dict[Key, int]]:
         raise BaselineNotFoundError(f"{path}: cannot read the baseline: {e}") from None
     try:
         doc = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError([Problem("nested too deeply", file=str(path),
+                                   expected="a baseline written by --update-baseline")]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError([Problem(f"invalid YAML: {getattr(e, 'problem', e)}", file=str(path),
@@ -119,7 +126,36 @@ def read_baseline(path: Path) -> tuple[dict[str, Any], dict[Key, int]]:
             or doc.get("format_version") != 1:
         raise ConfigError([Problem("not an initlab baseline", file=str(path), expected=(
             "format_version: 1 and cells: {...}, as written by --update-baseline"))])
-    return doc, yaml_lines(text)
+    lines = yaml_lines(text)
+    _check_baseline(doc["cells"], path, lines)
+    return doc, lines
+
+
+def _check_baseline(cells: Mapping[Any, Any], path: Path, lines: Mapping[Key, int]) -> None:
+    """Each cell {config_hash, variants: {label: {metric: value}}}, every value a number, a
+    bool, a string or null: a malformed baseline (`variants: 5`) is one positioned line."""
+    def bad(key: Key, what: str, expected: str) -> ConfigError:
+        what = f"found {'an' if what[2] in 'aeiou' else 'a'} {what[2:]}"
+        line = next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), None)
+        return ConfigError([Problem(what, ".".join(map(str, key)), str(path), line,
+                                    expected=f"{expected}, as written by --update-baseline")])
+
+    for cell, body in cells.items():
+        where: Key = ("cells", cell)
+        if not isinstance(body, Mapping):
+            raise bad(where, f"a {type(body).__name__}", "a mapping with config_hash and variants")
+        variants = body.get("variants")
+        if not isinstance(variants, Mapping):
+            raise bad((*where, "variants"), f"a {type(variants).__name__}",
+                      "a mapping of variant labels to metrics")
+        for label, metrics in variants.items():
+            at: Key = (*where, "variants", label)
+            if not isinstance(metrics, Mapping):
+                raise bad(at, f"a {type(metrics).__name__}", "a mapping of metrics to values")
+            for key, value in metrics.items():
+                if not isinstance(key, str) or isinstance(value, (list, dict)):
+                    raise bad((*at, key), f"a {type(value).__name__}",
+                              "a number, true/false, a string or null")
 
 
 def write_baseline(path: Path, summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
