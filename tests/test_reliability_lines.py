@@ -213,3 +213,74 @@ def test_an_alias_bomb_in_a_baseline_is_read_in_linear_time(tmp_path, good_resul
     bad.write_text(_baseline(good_result, tmp_path) + "\n".join(levels) + "\n")  # 10^8 leaves
     r = runner.invoke(app, ["check", str(good_result), "--baseline", str(bad)])
     assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------ group C: validate, usage, leftovers
+
+
+def test_validate_checks_the_sweep_section_as_sweep_does(tmp_path):
+    bad = write(tmp_path, TINY + "sweep:\n  train.lrr: [0.1, 0.2]\n")
+    r = runner.invoke(app, ["validate", str(bad)])
+    assert r.exit_code == 2 and "train.lrr: unknown key 'lrr'" in r.stderr, r.output
+    assert "did you mean 'lr'" in r.stderr and "ok " not in r.stdout
+    for section in ("train.lr: 5", "train.lr: [-1, abc]"):
+        r = runner.invoke(app, ["validate", str(write(tmp_path, TINY + f"sweep:\n  {section}\n"))])
+        assert r.exit_code == 2 and f"{tmp_path}/c.yaml:9:" in r.stderr, r.output
+    good = write(tmp_path, TINY + "sweep:\n  train.lr: [0.1, 0.2, 0.3]\n", "good.yaml")
+    r = runner.invoke(app, ["validate", str(good)])
+    assert r.exit_code == 0 and "sweep: 3 cells" in r.stdout, r.output
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{metric: diagnosis, max: 1}", "expect.0.max: diagnosis is text: max compares numbers"),
+    ("{metric: diagnosis, equals: helthy}", "did you mean 'healthy'"),
+    ("{metric: 'layers[10].act_var', max: 1}", "index 10 of 3 layers"),
+    ("{metric: 'final_loss[5]', max: 1}", "index 5 of 2 seeds"),
+])
+def test_validate_refuses_expectations_that_check_could_only_fail(tmp_path, entry, message):
+    cfg = write(tmp_path, TINY + f"expect:\n  - {entry}\n")
+    line = one_line(runner.invoke(app, ["validate", str(cfg)]), 2)
+    assert message in line and line.startswith(f"{cfg}:9:"), line
+
+
+def test_fitting_indices_and_text_equals_still_validate(tmp_path):
+    cfg = write(tmp_path, TINY + "expect:\n  - {metric: 'layers[-3].act_var', max: 1e9}\n"
+                "  - {metric: 'final_loss[1]', max: 1e9}\n"
+                "  - {metric: diagnosis, equals: healthy}\n")
+    r = runner.invoke(app, ["validate", str(cfg)])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("args", [["run"], ["run", "x.yaml", "--bogus"], ["frob"],
+                                  ["sweep", "x.yaml", "--backend", "foo"],
+                                  ["sweep", "x.yaml", "--workers", "-1"]])
+def test_usage_errors_are_one_line_with_a_hint(args):
+    r = runner.invoke(app, args)
+    line = one_line(r, 2)
+    assert line.startswith("error: ") and "--help'" in line and "╭" not in r.output, r.output
+
+
+def test_no_lock_file_is_left_beside_results(tmp_path):
+    cfg = write(tmp_path, TINY)
+    for _ in range(2):
+        r = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "res" / "a"),
+                                "--no-plots", "-q"])
+        assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["a"]
+
+
+def test_a_killed_planning_leaves_no_config_copy_behind(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from initlab.sweep.plan import make_plan
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f".sweep-{dead.pid}-abc.yaml"  # what a SIGKILLed planner left
+    stale.write_text("name: x\n")
+    make_plan(str(write(tmp_path, TINY + "sweep:\n  train.lr: [0.1, 0.2]\n")))
+    assert not stale.exists()
+    assert not list(tmp_path.glob(".sweep-*"))  # its own copy is gone too

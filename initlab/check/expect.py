@@ -29,6 +29,7 @@ import numpy as np
 
 from initlab.check.metric import (  # noqa: F401 (re-exported: initlab.check.expect.parse_metric etc.)
     SCHEMA,
+    SEEDS,
     MetricError,
     Node,
     Path,
@@ -180,6 +181,8 @@ def _parse_one(i: int, entry: Any, labels: Sequence[str] | None
             and isinstance(value, str) != _has_text(tree):
         probs.append(Problem(i, bound, "compare text metrics (diagnosis) with text and numbers "
                              f"with numbers; got {value!r}"))
+    if not probs and tree is not None and _has_text(tree):
+        probs += _text_problems(i, entry["metric"], bound, value)
     if probs or tree is None:
         return None, probs
     if bound == "between":
@@ -188,6 +191,45 @@ def _parse_one(i: int, entry: Any, labels: Sequence[str] | None
         value = math.nan
     return Expectation(i, entry["metric"], tree, variant, aggregate, bound, value,
                        float(tol)), []
+
+
+def _text_problems(i: int, metric: Any, bound: str, value: Any) -> list[Problem]:
+    """A text metric takes `equals`, and `diagnosis` one of the diagnoses initlab names (`check`
+    failed such entries with exit 1; they are config errors, exit 2, in `validate` too)."""
+    from initlab.diagnosis import ORDER
+
+    if bound != "equals":
+        return [Problem(i, bound, f"{metric} is text: {bound} compares numbers",
+                        "equals: TEXT", at_key=True)]
+    if metric == "diagnosis" and isinstance(value, str) and value not in ORDER:
+        return [Problem(i, bound, f"unknown diagnosis '{value}'", "one of: " + ", ".join(ORDER),
+                        suggest(value, ORDER))]
+    return []
+
+
+def index_problems(found: Sequence[Expectation], seeds: int | None,
+                   layers: int | None) -> list[Problem]:
+    """Indices past the config's seeds (final_loss[5] of 2 seeds) or layers (layers[10] of 3):
+    `check` failed them with exit 1 ("not in this summary"); they are config errors."""
+    out: list[Problem] = []
+
+    def walk(i: int, metric: str, node: Node) -> None:
+        if node[0] == "path":
+            parts = node[1].parts
+            n = seeds if SCHEMA.get(parts[0]) == SEEDS else (
+                layers if parts[0] in ("layers", "layers_final") else None)
+            if n is not None and len(parts) > 1 and isinstance(parts[1], int) \
+                    and not -n <= parts[1] < n:
+                what = "seeds" if SCHEMA.get(parts[0]) == SEEDS else "layers"
+                out.append(Problem(i, "metric", f"'{node[1].text}': index {parts[1]} of {n} "
+                                   f"{what}", f"an index from {-n} to {n - 1}"))
+        for sub in node[1:]:
+            if isinstance(sub, tuple):
+                walk(i, metric, sub)
+
+    for e in found:
+        walk(e.index, e.metric, e.tree)
+    return out
 
 
 # ---------------------------------------------------------------- outcomes

@@ -82,6 +82,26 @@ def _plain_help_types() -> None:
 
 
 _plain_help_types()
+
+
+def _one_line_usage_errors() -> None:
+    """A usage error (missing argument, unknown option or command, a bad --backend) is one
+    line on stderr and the hint to ask for help, exit 2, not a multi-line box."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover (typer without rich prints click's plain lines)
+        return
+
+    def one_line(e: Any) -> None:
+        ctx = getattr(e, "ctx", None)
+        hint = f"; try '{ctx.command_path} --help'" if ctx is not None else ""
+        text = ' '.join(e.format_message().split()).rstrip('.')
+        typer.echo(f"error: {text}{hint}", err=True)
+
+    rich_utils.rich_format_error = one_line  # type: ignore[assignment]
+
+
+_one_line_usage_errors()
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -167,12 +167,24 @@ def validate(
                     raise typer.Exit(2)
                 note = f" (data '{cfg['data']['name']}' uses {extra[0]}, from {extra[1]})" \
                     if extra is not None else ""
+                note += _sweep_note(path)
                 out.print(f"ok {path}: {len(cfg['init'])} variants x {cfg['seeds']} seeds = "
                           f"{members} members{note}", markup=False)
         except typer.Exit:
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+def _sweep_note(path: str) -> str:
+    """'; sweep: N cells' after every cell of the config's `sweep:` section was checked as
+    `initlab sweep` checks it (ConfigError, positioned), '' without one."""
+    from initlab.sweep.plan import _strip_section, make_plan
+
+    if _strip_section(path)[1] is None:
+        return ""
+    plan = make_plan(path)
+    return f"; sweep: {len(plan.cells)} cells"
 
 
 KINDS = ("inits", "activations", "datasets", "losses", "optimizers")

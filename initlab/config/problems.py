@@ -362,14 +362,25 @@ def _check_expect_at(doc: Mapping[str, Any], labels: list[str] | None, at: Loc,
                      entries: Any, init_overridden: bool) -> list[Found]:
     if not isinstance(entries, list):
         return []
-    from initlab.check.expect import parse_expectations
+    from initlab.check.expect import index_problems, parse_expectations
 
     init = doc.get("init")
     labels = labels if labels is not None else (
         [v["label"] for v in init] if isinstance(init, list) and all(
             isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
-    _, problems = parse_expectations(entries, None if init_overridden else labels)
+    found, problems = parse_expectations(entries, None if init_overridden else labels)
+    problems += index_problems(found, *_seeds_layers(doc))
     return [Found((*at, p.index, p.key) if p.key else (*at, p.index), p.message,
                    p.expected, p.suggestion, p.at_key)
             for p in problems if isinstance(entries[p.index], Mapping)]
 
+
+
+def _seeds_layers(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The config's seeds and an MLP's layers (hidden widths + the readout) when plain ints."""
+    seeds = doc.get("seeds")
+    model = doc.get("model")
+    widths = model.get("widths") if isinstance(model, Mapping) else None
+    layers = len(widths) + 1 if isinstance(widths, list) and isinstance(model, Mapping) \
+        and "depth" not in model else None
+    return (seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else None), layers

@@ -315,12 +315,27 @@ def _locked(out_dir: Path) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover
         yield
         return
-    with open(out_dir.parent / f".{out_dir.name}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    path = out_dir.parent / f".{out_dir.name}.lock"
+    while True:
+        f = open(path, "a")
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a file the last holder removed while we waited: ours
+                break
+        except BaseException:
+            f.close()
+            raise
+        f.close()  # the last holder removed it on release: lock the next one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still holding it: a waiter sees it gone and retries
+        f.close()  # releases the flock
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:

@@ -28,6 +28,7 @@ null: cells of different seeds then have different data and cannot share a popul
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -38,6 +39,7 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from initlab.config.positions import SET, YamlReader, line_col, read_text
@@ -164,6 +166,18 @@ def _replaced(section: list[Axis], grid: Sequence[Axis]) -> list[Axis]:
     return out + [a for a in grid if all(a is not b for b in out)]
 
 
+def _remove_stale_copies() -> None:
+    """Remove the config copies (`.sweep-<pid>-*.yaml` in the temp folder) of planning
+    processes that died before their `finally` (SIGKILL)."""
+    from initlab.results.folder import _pid_alive
+
+    for p in Path(tempfile.gettempdir()).glob(".sweep-*-*.yaml"):
+        pid = p.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *,
               memory: bool = False) -> Plan:
     """Expand, validate (every cell, every problem at once: ConfigError) and group."""
@@ -192,7 +206,8 @@ def make_plan(source: str, grid: Sequence[str] = (), sets: Sequence[str] = (), *
     if problems:
         raise ConfigError(problems)
 
-    fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".yaml")
+    _remove_stale_copies()
+    fd, tmp = tempfile.mkstemp(prefix=f".sweep-{os.getpid()}-", suffix=".yaml")
     cells: list[Cell] = []
     ids: set[str] = set()
     try:
