@@ -284,3 +284,62 @@ def test_a_killed_planning_leaves_no_config_copy_behind(tmp_path, monkeypatch):
     make_plan(str(write(tmp_path, TINY + "sweep:\n  train.lr: [0.1, 0.2]\n")))
     assert not stale.exists()
     assert not list(tmp_path.glob(".sweep-*"))  # its own copy is gone too
+
+
+# ---------------------------------------------------------------- write paths
+
+
+def test_a_name_too_long_for_a_file_name_is_refused_by_validate(tmp_path):
+    cfg = write(tmp_path, TINY.replace("name: tiny", "name: " + "a" * 240))
+    line = one_line(runner.invoke(app, ["validate", str(cfg)]), 2)
+    assert line.startswith(f"{cfg}:1:") and "200" in line, line
+    r = runner.invoke(app, ["sweep", str(cfg), "--dry-run", "--out", str(tmp_path / "never")])
+    assert r.exit_code == 2 and not (tmp_path / "never").exists(), r.output
+    ok = write(tmp_path, TINY.replace("name: tiny", "name: " + "a" * 200), "ok.yaml")
+    r = runner.invoke(app, ["run", str(ok), "--out", str(tmp_path / "res"), "--no-plots", "-q"])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("out", ["afile/sub", "/proc/x"])
+def test_an_output_under_a_file_or_in_proc_is_one_line_and_nothing_trains(tmp_path, out,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine\n")
+    cfg = write(tmp_path, TINY)
+    for command in ("run", "sweep"):
+        line = one_line(runner.invoke(app, [command, str(cfg), "--out", out, "-q"]), 2)
+        assert "cannot write" in line and out in line, line
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+def test_check_outputs_that_cannot_be_written_are_one_line_before_checking(
+        tmp_path, good_result, monkeypatch):
+    bl = tmp_path / "bl.yaml"
+    assert runner.invoke(app, ["check", str(good_result), "--baseline", str(bl),
+                               "--update-baseline"]).exit_code == 0
+    kept = bl.read_bytes()
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (tmp_path / "afile").write_text("x")
+    cases = [(["--junit-xml", str(folder)], "--junit-xml names a folder"),
+             (["--junit-xml", str(tmp_path / "afile" / "j.xml")], "afile is not a folder"),
+             (["--update-baseline", "--baseline", str(folder)], "--baseline names a folder"),
+             (["--update-baseline", "--baseline", str(tmp_path / "afile" / "b.yaml")],
+              "is not a folder")]
+    for extra, message in cases:
+        args = ["check", str(good_result), *(["--baseline", str(bl)] if "--baseline" not in extra
+                                             else []), *extra]
+        line = one_line(runner.invoke(app, args), 2)
+        assert message in line, (extra, line)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    for summary in (folder, tmp_path / "no" / "such" / "file.md"):
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        r = runner.invoke(app, ["check", str(good_result), "--baseline", str(bl)])
+        line = one_line(r, 2)
+        assert line.startswith(f"error: GITHUB_STEP_SUMMARY={summary}: cannot be written"), line
+    assert bl.read_bytes() == kept and sorted(p.name for p in folder.iterdir()) == []
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    r = runner.invoke(app, ["check", str(good_result), "--baseline", str(bl), "--junit-xml",
+                            str(tmp_path / "new" / "j.xml")])
+    assert r.exit_code == 0 and (tmp_path / "new" / "j.xml").is_file(), r.output
+    assert "passed" in (tmp_path / "summary.md").read_text()

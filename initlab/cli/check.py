@@ -310,6 +310,33 @@ def step_summary(cases: Sequence[Case], title: str) -> str:
     return "\n".join(rows) + "\n\n"
 
 
+def _writable_outputs(junit: Path | None, baseline: Path | None) -> None:
+    """Before anything is read or compared: --junit-xml, the --baseline to update and
+    GITHUB_STEP_SUMMARY (under GitHub Actions) can be written (OutputError, exit 2)."""
+    from initlab.results.folder import OutputError
+
+    for path, option in ((junit, "--junit-xml"), (baseline, "--baseline")):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise OutputError(f"{path}: {option} names a folder; give a file name")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
+                path.exists() and not os.access(path, os.W_OK)):
+            why = f"{parent} is not a folder" if not parent.is_dir() else "not writable"
+            raise OutputError(f"{path}: {option} cannot be written here ({why})")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary and os.environ.get("GITHUB_ACTIONS") == "true":
+        try:
+            with open(summary, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            raise OutputError(f"GITHUB_STEP_SUMMARY={summary}: cannot be written "
+                              f"({e.strerror or e})") from None
+
+
 def publish(cases: Sequence[Case], title: str, where: Any) -> None:
     """GitHub Actions annotations (stdout) and step summary, when GITHUB_ACTIONS=true.
     `where(case) -> (file, line)`."""
@@ -404,6 +431,7 @@ def check(
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--tol") from None
     with reporting(debug):
+        _writable_outputs(junit, baseline if update_baseline else None)
         cells = load_results(results_dir)
         summaries = {c: s for c, (s, _, _) in cells.items()}
         cases = expectations_of(cells)
@@ -444,11 +472,12 @@ def check(
         hidden = sum(c.passed is True and c.kind == "baseline" for c in cases)
         if hidden and not verbose:
             out.print(f"{hidden} baseline metrics match (--verbose lists them)", markup=False)
-    if junit is not None:
-        from initlab.results.folder import atomic_write_text
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(junit, junit_xml(cases, title))
-    publish(cases, title, where)
+    with reporting(debug):  # checked above; a write that still fails is one line, exit 2
+        if junit is not None:
+            from initlab.results.folder import atomic_write_text
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(junit, junit_xml(cases, title))
+        publish(cases, title, where)
     err.print(f"check: {passed} passed, {failed} failed, {skipped} skipped", markup=False)
     if failed:
         raise typer.Exit(1)

@@ -265,9 +265,9 @@ class Config(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
-        if not NAME_RE.match(name) or ".." in name:
-            raise ValueError(f"'{name}' cannot name a results folder: start with a letter or "
-                             "digit, then letters, digits, '.', '_' or '-' (no '..')")
+        if not NAME_RE.match(name) or ".." in name or len(name) > 200:  # + .tmp-<pid>-<rand>
+            raise ValueError(f"'{name[:60]}' cannot name a results folder: start with a letter"
+                             " or digit, then letters, digits, . _ - (no '..'; <= 200 chars)")
         return name
 
     @field_validator("init", mode="before")
