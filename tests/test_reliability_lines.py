@@ -197,11 +197,12 @@ def _baseline(good_result: Path, tmp_path: Path) -> str:
     lambda t: t.replace("final_loss[0]: ", "final_loss[0]: [", 1).replace("\n", "]\n", 4)
     .split("final_loss[1]")[0],
     lambda t: t.split("cells:")[0] + "cells: " + "[" * 3000 + "]" * 3000 + "\n",
-], ids=["variants 5", "cell 3", "variant list", "metric list", "deep"])
+    lambda t: "name: \udcc3(\n",
+], ids=["variants 5", "cell 3", "variant list", "metric list", "deep", "not UTF-8"])
 def test_a_malformed_baseline_is_one_line_naming_the_file(tmp_path, good_result, edit):
     text = _baseline(good_result, tmp_path)
     bad = tmp_path / "bad.yaml"
-    bad.write_text(edit(text))
+    bad.write_bytes(edit(text).encode("utf-8", "surrogateescape"))
     line = one_line(runner.invoke(app, ["check", str(good_result), "--baseline", str(bad)]), 2)
     assert line.startswith(str(bad)), line
 

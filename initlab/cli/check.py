@@ -110,6 +110,9 @@ def read_baseline(path: Path) -> tuple[dict[str, Any], dict[Key, int]]:
     except FileNotFoundError:
         raise BaselineNotFoundError(
             f"{path}: no such baseline; write it with --update-baseline") from None
+    except UnicodeDecodeError as e:  # found by tests/test_fuzz_commands.py
+        raise ConfigError([Problem(f"not UTF-8 text (byte {e.start})", file=str(path),
+                                   expected="a baseline written by --update-baseline")]) from None
     except OSError as e:
         raise BaselineNotFoundError(f"{path}: cannot read the baseline: {e}") from None
     try:
