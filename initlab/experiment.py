@@ -31,6 +31,7 @@ from initlab.nn.parametrization import base_sizes, member_multipliers, parametri
 from initlab.nn.stats import default_bins
 from initlab.nn.train import History, Progress, Schedule, train
 from initlab.results.folder import Result
+from initlab.results.layers import config_layers, recorded_layers, summary_layers
 
 FORMAT_VERSION = 1
 LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse"}
@@ -153,10 +154,10 @@ def _nanstat(fn: Any, a: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def _layers(h: History, rows: np.ndarray, r: int, theory_var: np.ndarray | None,
-            widths: list[int]) -> list[dict[str, Any]]:
+            widths: list[int], listed: list[int]) -> list[dict[str, Any]]:
     keys = ("act_mean", "act_var", "pre_var", "grad_var", "weight_grad_var", "saturated", "dead")
     out = []
-    for l in range(len(widths)):
+    for l in listed:  # every layer, or a bounded choice of a deep net's (summary_layers)
         row: dict[str, Any] = {"layer": l + 1, "width": widths[l]}
         for k in keys:
             with np.errstate(all="ignore"):
@@ -315,7 +316,8 @@ def _schedule(s: Setup) -> Schedule:
         every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
         momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
         beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
-        measure_batch=int(measure.get("batch", 1000)))
+        measure_batch=int(measure.get("batch", 1000)),
+        hist_layers=tuple(recorded_layers(len(s.sizes) - 1, config_layers(s.cfg))))
 
 
 def train_members(s: Setup, lo: int = 0, hi: int | None = None,
@@ -389,6 +391,7 @@ def assemble(s: Setup, trained: Trained, t0: float) -> Result:
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory_var,
+        "hist_layers": np.asarray(schedule.hist_layers, dtype=np.int64) + 1,
         **_signal_propagation(s, W0, b0, x_meas[: int(measure.get("batch", 1000))]),
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }
@@ -441,6 +444,7 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
     widths = s.sizes[1:]
     R = len(h.stat_steps) - 1
     L = len(widths)
+    listed = summary_layers(L, config_layers(s.cfg))
     hidden = max(L - 1, 1)
     act0 = h.stats["act_var"][0, rows]  # (seeds, L)
     grad0 = h.stats["grad_var"][0, rows]
@@ -492,9 +496,9 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         "diagnosis": None, "diagnoses": [], "borderline": [], "sentence": "",  # describe()
         "evidence": evidence_dict(ev),
         "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
-        "layers": _layers(h, rows, 0, theory_var, widths),
+        "layers": _layers(h, rows, 0, theory_var, widths, listed),
         "theory_flags": theory.theory_flags(
             np.mean(act0, axis=0).tolist(), theory_var.tolist(), widths,
-            np.mean(h.stats["saturated"][0, rows], axis=0).tolist()),
-        "layers_final": _layers(h, rows, R, None, widths),
+            np.mean(h.stats["saturated"][0, rows], axis=0).tolist(), only=listed),
+        "layers_final": _layers(h, rows, R, None, widths, listed),
     }

@@ -25,6 +25,7 @@ from initlab.nn.residual_train import train_residual
 from initlab.nn.stats import default_bins
 from initlab.nn.train import History, Progress, Schedule
 from initlab.results.folder import Result
+from initlab.results.layers import config_layers, recorded_layers, summary_layers
 from initlab.theory.residual import growth_per_block, stream_profile
 
 FORMAT_VERSION = 1
@@ -135,10 +136,10 @@ def _loss_phrase(e: Evidence) -> str:
 
 
 def _layers(h: History, rows: np.ndarray, r: int, theory: np.ndarray | None, L: int,
-            widths: tuple[int, int]) -> list[dict[str, Any]]:
+            widths: tuple[int, int], listed: list[int]) -> list[dict[str, Any]]:
     means = {k: _nanmean(h.stats[k][r, rows]) for k in KEYS}
     out = []
-    for e in range(L + 2):
+    for e in listed:  # entries 0..L + 1, all or a bounded choice (results.layers.summary_layers)
         role = "input" if e == 0 else "readout" if e == L + 1 else "block"
         row: dict[str, Any] = {"layer": e + 1, "role": role,
                                "width": widths[1] if role == "readout" else widths[0]}
@@ -192,6 +193,8 @@ def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.n
                                                             "branch_downscaled")] or ["healthy"])
     acc = h.final_accuracy
     alpha0 = pop0["alpha"][rows].mean(axis=0)
+    listed = sorted({*summary_layers(L + 2, config_layers(s.cfg)), 1, L})  # + first, last block
+    blocks = [e for e in listed if 1 <= e <= L]  # the listed entries that are blocks
     with np.errstate(all="ignore"):
         ratio_theory = float(theory[L] / theory[0]) if theory[0] > 0 else math.nan
     return {
@@ -213,10 +216,10 @@ def _variant(s: Any, h: History, pop0: dict[str, np.ndarray], v: int, rows: np.n
         "act_ratio": ev.act_ratio, "per_layer_gain": r["gain"], "grad_ratio": ev.grad_ratio,
         "stream_ratio": r["ratio"], "stream_ratio_theory": ratio_theory,
         "stream_growth_per_block_theory": growth_per_block(theory),
-        "alpha": {"init": alpha0.tolist(),
-                  "final": _nanmean(h.stats["alpha"][R, rows])[1:L + 1].tolist()},
-        "layers": _layers(h, rows, 0, theory, L, widths),
-        "theory_flags": [], "layers_final": _layers(h, rows, R, None, L, widths),
+        "alpha": {"blocks": blocks, "init": alpha0[np.subtract(blocks, 1)].tolist(),
+                  "final": _nanmean(h.stats["alpha"][R, rows])[blocks].tolist()},
+        "layers": _layers(h, rows, 0, theory, L, widths, listed),
+        "theory_flags": [], "layers_final": _layers(h, rows, R, None, L, widths, listed),
         "spec": {k: v for k, v in spec.items() if k != "label"},
     }
 
@@ -267,7 +270,8 @@ def run_residual(s: Any, progress: Progress | None = None) -> Result:
         every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
         momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
         beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
-        measure_batch=int(measure.get("batch", 1000)))
+        measure_batch=int(measure.get("batch", 1000)),
+        hist_layers=tuple(recorded_layers(L + 2, config_layers(cfg))))
     x_meas = x if schedule.batch_size is None else x[: schedule.measure_batch]
     q_data = float(np.mean(np.asarray(x_meas, np.float64) ** 2))
     V = len(s.variants)
@@ -290,6 +294,7 @@ def run_residual(s: Any, progress: Progress | None = None) -> Result:
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory,
+        "hist_layers": np.asarray(schedule.hist_layers, dtype=np.int64) + 1,
         "sigprop_sq_mean": h.stats["chan_sq_mean"][0], "sigprop_var": h.stats["chan_var"][0],
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }

@@ -51,7 +51,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ import numpy as np
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
 from initlab.nn.model import OPTIMIZER_STATE, population_memory_bytes
 from initlab.nn.residual import residual_memory_bytes
+from initlab.results.layers import network_text
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
@@ -405,24 +406,3 @@ def guard(cfg: Mapping[str, Any], max_memory: int | None = None,
     room = max_memory if max_memory is not None else available_memory()
     plan = estimate(cfg, data_shape(cfg, source, room))
     return check(plan, max_memory, source)
-
-
-def network_text(sizes: Sequence[int] | None) -> str:
-    """Layer sizes with runs of equal hidden widths compressed: [2, 32 x 50, 1] ->
-    "2 → 32 × 50 → 1"; [2, 6, 3, 1] -> "2 → 6 → 3 → 1"."""
-    if not sizes:
-        return "—"
-    sizes = list(sizes)
-    parts = [str(sizes[0])]
-    hidden = sizes[1:-1]
-    i = 0
-    while i < len(hidden):
-        j = i
-        while j < len(hidden) and hidden[j] == hidden[i]:
-            j += 1
-        parts.append(f"{hidden[i]} × {j - i}" if j - i > 2 else
-                     " → ".join(str(w) for w in hidden[i:j]))
-        i = j
-    if len(sizes) > 1:
-        parts.append(str(sizes[-1]))
-    return " → ".join(parts)

@@ -29,7 +29,7 @@ from initlab.errors import (
     Terminated,
     UnknownNameError,
 )
-from initlab.resources import network_text
+from initlab.results.layers import network_text
 from initlab.results.numbers import finite_values, mean_std
 
 app = typer.Typer(

@@ -56,6 +56,8 @@ def _hist(a: Array, edges: Array, log: bool) -> Array:
     """(K, M, B, n) -> (M, K, bins) histograms per entry and member."""
     K, M = a.shape[:2]
     fn = log10_abs_histogram if log else histogram
+    if K == 0:
+        return np.zeros((M, 0, len(edges) - 1), dtype=np.int64)
     step = max(1, CHUNK // max(1, a[0].size))
     parts = [fn(a[k:k + step].reshape(-1, a[0, 0].size), edges).reshape(-1, M, len(edges) - 1)
              for k in range(0, K, step)]
@@ -92,10 +94,12 @@ def update_data(pop: ResidualPopulation, old: Sequence[Array], var_W: Array) -> 
 
 
 def residual_stats(pop: ResidualPopulation, trace: ResidualTrace, grads: ResidualGrads,
-                   bins: Bins) -> tuple[dict[str, Array], Array, Array]:
-    """({name: (M, E)}, hist_h (M, E, nb), hist_dz (M, E, nb)) of one recorded step (forward
+                   bins: Bins, hist_layers: Sequence[int] | None = None
+                   ) -> tuple[dict[str, Array], Array, Array]:
+    """({name: (M, E)}, hist_h (M, K, nb), hist_dz (M, K, nb)) of one recorded step (forward
     and backward with record=True), before its update (update_data is NaN here: see
-    `update_data`)."""
+    `update_data`); the histograms of the K entries `hist_layers` (0-based, ascending; default
+    all E = L + 2: the input projection, the blocks, the readout)."""
     assert trace.record is not None and grads.dxs is not None
     M, L = pop.M, pop.blocks
     E = L + 2
@@ -122,10 +126,14 @@ def residual_stats(pop: ResidualPopulation, trace: ResidualTrace, grads: Residua
         out["weight_var"] = var_W
         out["weight_grad_var"] = _per_entry(M, L, (grads.dW_in, grads.dWb, grads.dW_out))
         out["grad_data"] = _std_ratio(out["weight_grad_var"], var_W)
-        hist_h = np.concatenate([_hist(trace.xs, bins.h_edges, False),
-                                 _hist(trace.out[None], bins.h_edges, False)], axis=1)
-        hist_dz = np.concatenate([_hist(grads.dxs, bins.dz_edges, True),
-                                  _hist(grads.dout[None], bins.dz_edges, True)], axis=1)
+        keep = np.arange(E) if hist_layers is None else np.asarray(hist_layers, dtype=int)
+        stream, readout = keep[keep <= L], bool((keep == L + 1).any())  # xs: entries 0..L
+        hist_h = np.concatenate([_hist(trace.xs[stream], bins.h_edges, False),
+                                 _hist(trace.out[None][:int(readout)], bins.h_edges, False)],
+                                axis=1)
+        hist_dz = np.concatenate([_hist(grads.dxs[stream], bins.dz_edges, True),
+                                  _hist(grads.dout[None][:int(readout)], bins.dz_edges, True)],
+                                 axis=1)
     return out, hist_h, hist_dz
 
 
@@ -191,7 +199,7 @@ def train_residual(pop: ResidualPopulation, x: Array, y: Array, schedule: Schedu
         if not record:
             opt.step(pop.params, grads.params, alive)
             return l_b
-        rec = residual_stats(pop, trace, grads, bins)
+        rec = residual_stats(pop, trace, grads, bins, schedule.hist_layers)
         old = [pop.W_in.copy(), pop.Wb.copy(), pop.W_out.copy()]
         opt.step(pop.params, grads.params, alive)
         rec[0]["update_data"] = update_data(pop, old, rec[0]["weight_var"])
@@ -224,7 +232,7 @@ def train_residual(pop: ResidualPopulation, x: Array, y: Array, schedule: Schedu
         l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
         steps.append(step)
         recs.append(residual_stats(pop, trace, backward(pop, trace, dout, record=True, ws=ws),
-                                   bins))
+                                   bins, schedule.hist_layers))
         if full and pop.running_mean is None:
             final_loss, final_acc = l_meas, accuracy(loss, trace.out, y_meas)
         else:

@@ -24,6 +24,7 @@ buffers kept in a Workspace from one call to the next:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -343,8 +344,10 @@ def layer_stats(
     updates: list[Array] | None = None,
     ws: Workspace | None = None,
     population: int | None = None,
+    hist_layers: Sequence[int] | None = None,
 ) -> tuple[dict[str, Array], Array, Array]:
-    """Statistics of every layer: ({name: (M, L)}, hist_h (M, L, nb), hist_dz (M, L, nb)).
+    """Statistics of every layer: ({name: (M, L)}, hist_h (M, K, nb), hist_dz (M, K, nb)), the
+    histograms of the K layers `hist_layers` (0-based, ascending; default: all L).
 
     grad_data = std(dW)/std(W); update_data = std(delta W)/std(W) for the applied update
     (NaN when `updates` is not given); dead = fraction of units with z <= 0 on the whole batch
@@ -357,8 +360,9 @@ def layer_stats(
     M, L = pop.M, pop.L
     out = {name: np.zeros((M, L)) for name in STATS}
     nb = len(bins.h_edges) - 1
-    hist_h = np.zeros((M, L, nb), dtype=np.int64)
-    hist_dz = np.zeros((M, L, nb), dtype=np.int64)
+    where = {int(l): i for i, l in enumerate(range(L) if hist_layers is None else hist_layers)}
+    hist_h = np.zeros((M, len(where), nb), dtype=np.int64)
+    hist_dz = np.zeros((M, len(where), nb), dtype=np.int64)
     scratch = Scratch(ws)
     relu = act.family == "relu"
     with np.errstate(all="ignore"):
@@ -367,7 +371,8 @@ def layer_stats(
             cols = np.array(group)
             hidden = cols < L - 1
             last_only = len(group) == 1 and not hidden[0]
-            h_kw = {"h_edges": bins.h_edges,
+            binned = [j for j, l in enumerate(group) if l in where]  # histograms wanted
+            h_kw = {"h_edges": bins.h_edges if binned else None,
                     "bounds": None if act.bounds is None or last_only else act.bounds}
             Z, starts, by_unit = _pack([trace.zs[l] for l in group], scratch, "Z")
             if last_only and trace.hs[L] is trace.zs[L - 1]:  # h[L] = z[L]: one scan
@@ -382,7 +387,7 @@ def layer_stats(
                 sh = _scan(H, starts, scratch, bounded_rows=bounded, widen=True,
                            **h_kw)  # type: ignore[arg-type]
             sd = _scan(_pack([grads.dzs[l] for l in group], scratch, "D")[0], starts, scratch,
-                       dz_edges=bins.dz_edges, widen=True)
+                       dz_edges=bins.dz_edges if binned else None, widen=True)
             out["act_mean"][:, cols], out["act_var"][:, cols] = sh.mean, sh.var
             out["pre_mean"][:, cols], out["pre_var"][:, cols] = sz.mean, sz.var
             out["grad_var"][:, cols] = sd.var
@@ -393,8 +398,10 @@ def layer_stats(
             elif relu and hidden.any():
                 out["dead"][:, cols[hidden]] = np.stack(
                     [(np.max(trace.zs[l], axis=1) <= 0).mean(axis=1) for l in cols[hidden]], 1)
-            assert sh.hist is not None and sd.hist is not None
-            hist_h[:, cols], hist_dz[:, cols] = sh.hist, sd.hist
+            if binned:
+                assert sh.hist is not None and sd.hist is not None
+                at = [where[group[j]] for j in binned]
+                hist_h[:, at], hist_dz[:, at] = sh.hist[:, binned], sd.hist[:, binned]
         wv = _weight_vars(list(pop.Ws) + list(grads.dWs)
                           + ([updates[2 * l] for l in range(L)] if updates is not None else []),
                           scratch, members)

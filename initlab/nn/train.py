@@ -37,6 +37,7 @@ class Schedule:
     beta2: float = 0.999
     eps: float = 1e-8
     measure_batch: int = 1000  # samples used for the end-of-training statistics (minibatch)
+    hist_layers: tuple[int, ...] | None = None  # 0-based layers whose histograms are recorded
 
 
 @dataclass
@@ -49,8 +50,8 @@ class History:
     diverged_step: Array  # (M,) optimizer step at which the member froze, -1 if never
     stat_steps: Array  # (R,)
     stats: dict[str, Array]  # name -> (R, M, L)
-    hist_h: Array  # (R, M, L, bins)
-    hist_dz: Array  # (R, M, L, bins)
+    hist_h: Array  # (R, M, K, bins): the K layers Schedule.hist_layers (default all L)
+    hist_dz: Array  # (R, M, K, bins)
     steps: int = 0
     symmetric: Array | None = field(default=None)  # (M,) hidden units still identical
 
@@ -60,7 +61,8 @@ class History:
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, hist_layers: Sequence[int] | None = None) -> None:
+        self.hist_layers = hist_layers
         self.steps: list[int] = []
         self.stats: list[dict[str, Array]] = []
         self.hist_h: list[Array] = []
@@ -99,7 +101,8 @@ def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads
     size (update:data) is recorded too. Only the weights are copied (into the recorder's
     reused buffers): layer_stats reads the weights' updates alone. `population`: see train."""
     if update is None:
-        rec.add(step, layer_stats(pop, trace, grads, bins, ws=rec.ws, population=population))
+        rec.add(step, layer_stats(pop, trace, grads, bins, ws=rec.ws, population=population,
+                                      hist_layers=rec.hist_layers))
         return
     old_Ws: list[Array] = []
     for l, W in enumerate(pop.Ws):
@@ -112,7 +115,7 @@ def record_stats(rec: _Recorder, step: int, pop: Population, trace: Trace, grads
         updates += [delta, np.empty(0)]  # layer_stats reads updates[2 l] (weights) only
     before = Population(old_Ws, pop.bs, pop.activation)  # (layer_stats reads no biases)
     rec.add(step, layer_stats(before, trace, grads, bins, updates, ws=rec.ws,
-                              population=population))
+                              population=population, hist_layers=rec.hist_layers))
 
 
 def eval_chunk(members: int, sizes: Sequence[int]) -> int:
@@ -195,7 +198,7 @@ def train(
     curve = np.full((E + 1, M), np.nan)
     alive = np.ones(M, dtype=bool)
     diverged_step = np.full(M, -1)
-    rec = _Recorder()
+    rec = _Recorder(schedule.hist_layers)
     ws: Workspace = {}  # forward/backward buffers, reused every step
     x_meas, y_meas = (x, y) if full else (x[: schedule.measure_batch], y[: schedule.measure_batch])
 

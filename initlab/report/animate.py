@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from initlab.report.interactive import _even, _hist_u8
 from initlab.report.plots import labels_of, palette
 from initlab.results.folder import Result, loss_steps
+from initlab.results.layers import MAX_LAYERS, hist_layer_numbers
 
 MAX_FRAMES = 60
 FPS = 6
@@ -95,9 +96,12 @@ def write_gif(result: Result, path: str | Path) -> Path | None:
             return [*images, cursor, title]
     else:
         stat_steps = np.asarray(a["stat_steps"])
-        L = int(a["hist_h"].shape[2])
-        layers = list(range(L - 1)) if L > 1 else [0]
-        hist = _hist_u8(np.asarray(a["hist_h"])[:, :, layers], np.asarray(a["member_variant"]),
+        numbers = hist_layer_numbers(a)  # the recorded layers (1-based)
+        L = int(np.asarray(a["stat_act_var"]).shape[-1]) if "stat_act_var" in a else len(numbers)
+        at = [i for i, n in enumerate(numbers) if n < L] or [0]  # hidden layers
+        at = [at[i] for i in _even(len(at), MAX_LAYERS)]
+        layers = [numbers[i] - 1 for i in at]
+        hist = _hist_u8(np.asarray(a["hist_h"])[:, :, at], np.asarray(a["member_variant"]),
                         V).astype(float) / 255
         edges = np.asarray(a["hist_h_edges"], dtype=float)
         centres = (edges[:-1] + edges[1:]) / 2

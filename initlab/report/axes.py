@@ -1,7 +1,8 @@
 """Axis helpers every figure shares, so that depth never sets a figure's cost or its look.
 
 - `chosen_layers`: which layers get their own histogram (the first, 1/4, 1/2, 3/4 and the last
-  hidden layer by default; `measure.layers` or `--layers` to choose).
+  hidden layer by default; `measure.layers` or `--layers` to choose): initlab.results.layers,
+  re-exported here.
 - `log_limits`: the range of a log axis, set by reference values only (measurements at init,
   theory) and by other values that lie near them; non-finite values, zeros and values beyond
   1e+-200 never set an axis.
@@ -19,44 +20,25 @@ from typing import Any
 
 import numpy as np
 
+from initlab.results.layers import (  # noqa: F401 (re-exported: the figures' layer choice)
+    DEFAULT_FRACTIONS,
+    MAX_LAYERS,
+    chosen_layers,
+    config_layers,
+    default_layers,
+    even,
+)
+
 LOG_AXIS_MAX = 1e200  # beyond ~1e+-280 matplotlib's log tick locator overflows (OverflowError)
 MAX_DECADES = 100  # a log axis spans at most this many decades (below: marked on the edge)
 NEAR_DECADES = 6  # non-reference values within this many decades of the references widen it
-DEFAULT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
-MAX_LAYERS = 12  # histogram columns at most (measure.layers, --layers)
-
-
-def default_layers(n: int) -> list[int]:
-    """1-based layers 1, ~n/4, ~n/2, ~3n/4 and n (each once): a few spread over the depth."""
-    return sorted({math.floor(1 + (n - 1) * f + 0.5) for f in DEFAULT_FRACTIONS}) if n \
-        else []
-
-
-def chosen_layers(n_layers: int, requested: Iterable[int] | None = None) -> list[int]:
-    """0-based indices into the layer axis (L weight layers, the last one the output) of the
-    layers to draw: `requested` (1-based, those in 1..L, at most MAX_LAYERS) or, without it,
-    `default_layers` of the hidden layers (all L when there is only one layer)."""
-    if requested:
-        keep = sorted({int(l) for l in requested if 1 <= int(l) <= n_layers})
-        if keep:
-            return [l - 1 for l in keep[:MAX_LAYERS]]
-    hidden = n_layers - 1 if n_layers > 1 else n_layers
-    return [l - 1 for l in default_layers(hidden)]
 
 
 def requested_layers(result: Any, layers: Sequence[int] | None = None) -> list[int] | None:
     """`layers` if given, else the config's measure.layers (1-based), else None (default)."""
     if layers:
         return [int(l) for l in layers]
-    wanted = (result.config.get("measure") or {}).get("layers")
-    return [int(l) for l in wanted] if wanted else None
-
-
-def even(n: int, k: int) -> np.ndarray:
-    """At most k indices of range(n), evenly spread, first and last included."""
-    if n <= 0 or k <= 0:
-        return np.zeros(0, dtype=int)
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+    return config_layers(result.config)
 
 
 def _drawable(values: Iterable[Any]) -> np.ndarray:

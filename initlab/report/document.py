@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from initlab.report import interactive
 from initlab.report.axes import chosen_layers, requested_layers
 from initlab.report.style import fmt, labels_of, palette
-from initlab.results.folder import Result, json_safe
+from initlab.results.folder import Result, config_yaml
+from initlab.results.layers import network_text
 from initlab.results.numbers import finite_values
 from initlab.results.numbers import mean_std as finite_mean_std
 
@@ -59,10 +58,16 @@ def mean_std(values: Any) -> str:
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
+MAX_FLAGS = 6  # theory flags written out per variant in the reports
+MAX_LSUV = 24  # LSUV rescalings written out per seed
+
+
 def _flags_text(v: dict) -> str:
     """' Theory and measurement part ways: ...' from a variant's theory_flags ('' if none)."""
-    flags = v.get("theory_flags") or []
-    return f" Theory and measurement part ways: {'; '.join(map(str, flags))}." if flags else ""
+    flags = [str(f) for f in v.get("theory_flags") or []]
+    if len(flags) > MAX_FLAGS:  # a deep net: the first few, the rest counted
+        flags = [*flags[:MAX_FLAGS], f"and {len(flags) - MAX_FLAGS} more layers (summary.json)"]
+    return f" Theory and measurement part ways: {'; '.join(flags)}." if flags else ""
 
 
 def _lsuv_text(v: dict) -> str:
@@ -72,11 +77,16 @@ def _lsuv_text(v: dict) -> str:
     if not per_seed:
         return ""
     seeds = v.get("seeds") or list(range(len(per_seed)))
+
+    def listed(items: list[str]) -> str:  # a deep net's: the first layers, then the count
+        head = ", ".join(items[:MAX_LSUV])
+        return head if len(items) <= MAX_LSUV else f"{head}, ... ({len(items)} layers)"
+
     scales = v.get("lsuv_scales")
     if not scales or len(scales) != len(per_seed):
-        parts = [f"seed {s}: {', '.join(str(i) for i in its)}" for s, its in zip(seeds, per_seed)]
+        parts = [f"seed {s}: {listed([str(i) for i in its])}" for s, its in zip(seeds, per_seed)]
         return f" LSUV rescalings per layer: {'; '.join(parts)}."
-    parts = [f"seed {s}: " + ", ".join(f"×{fmt(f)} ({i})" for f, i in zip(fs, its))
+    parts = [f"seed {s}: " + listed([f"×{fmt(f)} ({i})" for f, i in zip(fs, its)])
              for s, fs, its in zip(seeds, scales, per_seed)]
     return f" LSUV per layer, scale factor (rescalings): {'; '.join(parts)}."
 
@@ -166,7 +176,8 @@ def table_layers(result: Result, layers: Sequence[int] | None = None) -> list[in
     chosen ones (`layers`, measure.layers, or the first, 1/4, 1/2, 3/4 and last hidden layer
     plus the output); None means all."""
     variants = result.summary.get("variants") or [{}]
-    L = len(variants[0].get("layers") or [])
+    rows = variants[0].get("layers") or []  # every layer, or a deep net's listed ones
+    L = max((int(r.get("layer") or 0) for r in rows), default=0)
     if L <= TABLE_LAYERS and not layers:
         return None
     picked = [l + 1 for l in chosen_layers(L, requested_layers(result, layers))]
@@ -196,7 +207,7 @@ def _facts(result: Result) -> list[tuple[str, str]]:
     s = result.summary
     sizes = s.get("sizes")
     return [("task", str(s.get("task", "—"))),
-            ("network", " → ".join(str(n) for n in sizes) if sizes else "—"),
+            ("network", network_text(sizes)),
             ("activation", str(s.get("activation", "—"))), ("loss", str(s.get("loss", "—"))),
             ("optimizer", str(s.get("optimizer", "—"))),
             ("epochs / steps", f"{fmt(s.get('epochs'))} / {fmt(s.get('steps'))}"),
@@ -210,7 +221,7 @@ def _title(result: Result) -> str:
 
 
 def _config_yaml(result: Result) -> str:
-    return yaml.safe_dump(json_safe(result.config), sort_keys=False, allow_unicode=True)
+    return config_yaml(result.config)
 
 
 # ---------------------------------------------------------------- markdown

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from initlab.report.axes import chosen_layers, requested_layers
+from initlab.report.axes import requested_layers
 from initlab.report.style import labels_of, palette
 from initlab.results.folder import Result, loss_steps
+from initlab.results.layers import hist_columns
 
 MAX_STEPS = 300  # recorded steps kept for the slider (evenly subsampled beyond this)
 MIN_STEPS = 12  # ... and at least this many, whatever the budgets below say
@@ -135,7 +136,8 @@ def payload(result: Result, layers: Sequence[int] | None = None) -> dict[str, An
     V = len(labels)
     mv = np.asarray(a["member_variant"])
     L = int(a["stat_act_var"].shape[-1])
-    hist_layers = chosen_layers(L, requested_layers(result, layers))
+    picked = hist_columns(a, L, requested_layers(result, layers)) if "hist_h" in a else []
+    hist_layers, hist_at = [l for l, _ in picked], [i for _, i in picked]
     bins = int(np.asarray(a["hist_h"]).shape[-1]) if "hist_h" in a else 0
     n_steps, n_layers = page_budget(len(a["stat_steps"]), V, L, len(hist_layers), bins)
     keep = _even(len(a["stat_steps"]), n_steps)
@@ -165,7 +167,7 @@ def payload(result: Result, layers: Sequence[int] | None = None) -> dict[str, An
     }
     for key in ("h", "dz"):
         if f"hist_{key}" in a and f"hist_{key}_edges" in a:
-            h = np.asarray(a[f"hist_{key}"])[keep][:, :, hist_layers]
+            h = np.asarray(a[f"hist_{key}"])[keep][:, :, hist_at]
             out[f"hist_{key}"] = {"edges": _round(a[f"hist_{key}_edges"]),
                                   "shape": [len(keep), V, len(hist_layers), int(h.shape[-1])],
                                   "data": _b64(_hist_u8(h, mv, V))}

@@ -16,9 +16,19 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from initlab.report.axes import LOG_AXIS_MAX, chosen_layers, even, requested_layers
+from initlab.report.axes import LOG_AXIS_MAX, even, requested_layers
 from initlab.report.plots import _figure, _finite_mean, _members, labels_of, palette, trained
 from initlab.results.folder import Result
+from initlab.results.layers import hist_columns
+
+
+def n_layer_axis(result: Result) -> int:
+    """Entries of the result's layer axis (weight layers; a residual net's input projection,
+    blocks and readout): the per-layer statistics', else the histograms' (all layers then)."""
+    a = result.arrays
+    if "stat_act_var" in a:
+        return int(np.asarray(a["stat_act_var"]).shape[-1])
+    return int(np.asarray(a["hist_h"]).shape[2])
 
 MAX_IMAGE = 1000  # cells of a layer x step image in each direction
 
@@ -31,17 +41,20 @@ def _variant_grid(result: Result, key: str, xlabel: str, title: str, zero_bin: b
     its share written in the cell, so dead units do not flatten the rest."""
     a, labels = result.arrays, labels_of(result)
     colours = palette(labels)
-    hist = np.asarray(a[f"hist_{key}"], dtype=float)  # (R, M, L, bins)
+    hist = np.asarray(a[f"hist_{key}"], dtype=float)  # (R, M, K, bins): K recorded layers
     edges = np.asarray(a[f"hist_{key}_edges"], dtype=float)
-    n_layers = hist.shape[2]
-    cols = chosen_layers(n_layers, requested_layers(result, layers))
+    n_layers = n_layer_axis(result)
+    wanted = requested_layers(result, layers)
+    picked = hist_columns(a, n_layers, wanted)
+    cols, at = [l for l, _ in picked], [i for _, i in picked]
+    missing = [l for l in wanted or [] if 1 <= l <= n_layers and l - 1 not in cols]
     end = trained(result) and hist.shape[0] > 1
     V = len(labels)
     fig = _figure(1.0 + 2.3 * len(cols), 1.2 + 1.45 * V)
     axes = fig.subplots(V, len(cols), squeeze=False)
     first = 1 if zero_bin else 0
-    init_all = np.where(np.isfinite(hist[0][:, cols]), hist[0][:, cols], 0.0)  # (M, k, bins)
-    final_all = np.where(np.isfinite(hist[-1][:, cols]), hist[-1][:, cols], 0.0)
+    init_all = np.where(np.isfinite(hist[0][:, at]), hist[0][:, at], 0.0)  # (M, k, bins)
+    final_all = np.where(np.isfinite(hist[-1][:, at]), hist[-1][:, at], 0.0)
     for v, label in enumerate(labels):
         members = _members(result, v)
         inits, finals = init_all[members].sum(0), final_all[members].sum(0)  # (k, bins)
@@ -76,6 +89,8 @@ def _variant_grid(result: Result, key: str, xlabel: str, title: str, zero_bin: b
     which = ("filled: at init, outline: end of training (all seeds)" if end
              else "at init (all seeds)")
     depth = f"; {len(cols)} of {n_layers} layers" if len(cols) < n_layers else ""
+    if missing:  # training recorded the histograms of its chosen layers only
+        depth += f" (not recorded: layer {', '.join(map(str, missing[:6]))})"
     fig.suptitle(f"{title}\n{which}{depth}", fontsize=10)
     return fig
 

@@ -442,11 +442,30 @@ def _check_replaceable(out_dir: Path) -> None:
             "it, since replacing deletes its contents; choose another --out")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Long lists of numbers (a deep net's widths) on wrapped lines, not one line a number."""
+
+
+def _number_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = len(data) > 8 and all(isinstance(x, int | float) and not isinstance(x, bool)
+                                 for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow or None)
+
+
+_Dumper.add_representer(list, _number_list)
+
+
+def config_yaml(config: dict[str, Any]) -> str:
+    """A resolved config as YAML (config.yaml, the reports): keys in order, lists of more than
+    8 numbers in flow style."""
+    return yaml.dump(json_safe(config), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     width=100)
+
+
 def _write_files(result: Result, folder: Path, render: Render | None) -> None:
     config = dict(result.config)
     config.setdefault("versions", versions())  # re-rendering keeps the versions that trained
-    atomic_write_text(folder / CONFIG_FILE,
-                      yaml.safe_dump(json_safe(config), sort_keys=False, allow_unicode=True))
+    atomic_write_text(folder / CONFIG_FILE, config_yaml(config))
     atomic_write_text(folder / SUMMARY_FILE, dumps_json(result.summary))
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in result.arrays.items()})  # type: ignore[arg-type]

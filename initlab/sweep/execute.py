@@ -61,7 +61,7 @@ __all__ = [
 MEMBER_AXIS = {"loss": 1, "hist_h": 1, "hist_dz": 1}  # + every stat_*: (R, M, L)
 VARIANT_AXIS = {"theory_act_var": 0, "boundary": 0, "boundary_frames": 1}
 SHARED = {"loss_steps", "loss_epochs", "stat_steps", "hist_h_edges", "hist_dz_edges",
-          "boundary_grid", "data_x", "data_y", "boundary_steps",
+          "hist_layers", "boundary_grid", "data_x", "data_y", "boundary_steps",
           "boundary_frames_grid"}  # the same for every member
 
 

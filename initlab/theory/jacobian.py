@@ -131,13 +131,18 @@ SATURATED = 0.1  # share of saturated units above which the Gaussian picture bre
 
 
 def theory_flags(measured: Sequence[float], predicted: Sequence[float], widths: Sequence[int],
-                 saturated: Sequence[float] | None = None) -> list[str]:
+                 saturated: Sequence[float] | None = None,
+                 only: Sequence[int] | None = None) -> list[str]:
     """Short notes where the measured Var(h[l]) at init and the theory's prediction part ways
     (|log(measured / predicted)| > log 1.5 at some layer), each with a guess at the reason:
-    narrow layers (finite width), saturation, or else non-Gaussian / non-centred input."""
+    narrow layers (finite width), saturation, or else non-Gaussian / non-centred input.
+    `only`: the 0-based layers to look at (default all)."""
     flags = []
     sat = list(saturated) if saturated is not None else [0.0] * len(widths)
+    keep = None if only is None else set(only)
     for l, (m, p) in enumerate(zip(measured, predicted, strict=False)):
+        if keep is not None and l not in keep:
+            continue
         if not (math.isfinite(m) and math.isfinite(p)) or m <= 0 or p <= 0:
             continue
         if abs(math.log(m / p)) <= math.log(FLAG_RATIO):
