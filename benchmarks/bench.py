@@ -11,6 +11,11 @@ single-thread large-GEMM GFLOP/s of the machine. `initlab` is the trainer with s
 recorded at the configs' default interval (every 10 steps); the time spent recording is
 measured inside that run (`stats_overhead` = recording time / the rest of training).
 
+`make bench` also runs `initlab run benchmarks/deep50.yaml` end to end in a fresh process (a
+50-layer x 32 tanh net, 6 variants x 2 seeds, 40 epochs: benchmarks/deep_bench.py) and reports
+its training time beside its total time, peak RSS, report.html's size and the largest PNG
+(`--only deep1000`: the 1000-layer x 8 net of benchmarks/deep1000.yaml).
+
 `make bench` also times `initlab run --workers 1` against `--workers 2` side by side on
 seed_tiny, playground_sweep and medium (benchmarks/workers_bench.py; the machine's core count
 is printed with them).
@@ -459,6 +464,26 @@ def targets(results: list[dict[str, Any]], gemm: float, mem: dict[str, Any] | No
     return out
 
 
+def deep_targets(deep: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 17's targets for the end-to-end runs: [{target, value, met}]."""
+    out: list[dict[str, Any]] = []
+    for r in deep:
+        n = r["name"]
+        out.append({"target": f"{n}: outside training <= max(50% of training, 20 s)",
+                    "value": f"{r['other_seconds']:.1f} s of {r['seconds']:.1f} s "
+                             f"(training {r['training_seconds']:.1f} s)",
+                    "met": r["within_budget"]})
+        out.append({"target": f"{n}: peak RSS < 1 GB, report.html < 3 MB, PNG <= 4000 px",
+                    "value": f"{r['peak_rss_bytes'] / 2**20:.0f} MiB, "
+                             f"{r['report_html_bytes'] / 1e6:.2f} MB, {r['max_png_px']} px",
+                    "met": r["peak_rss_bytes"] < 2**30 and r["report_html_bytes"] < 3e6
+                    and r["max_png_px"] <= 4000})
+        if n == "deep1000":
+            out.append({"target": "deep1000 end to end < 3 min", "met": r["seconds"] < 180,
+                        "value": f"{r['seconds']:.1f} s"})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="workload names to run")
@@ -516,6 +541,15 @@ def main(argv: list[str] | None = None) -> int:
               f"({res['us_per_block_step']:.0f} us per block and step), whole run "
               f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_bytes'] / 2**20:.0f} MiB, "
               f"ReZero loss {res['rezero_loss'][0]:.3f} -> {res['rezero_loss'][1]:.3f}")
+    from deep_bench import DEFAULT as DEEP_DEFAULT
+    from deep_bench import deep_workload
+    from deep_bench import line as deep_line  # beside this script
+
+    # the end-to-end runs of `initlab run` (issue 17): deep50 always, deep1000 on request
+    deep = [deep_workload(n) for n in ("deep50", "deep1000")
+            if (n in a.only if a.only else n in DEEP_DEFAULT)]
+    for r in deep:
+        print(deep_line(r), flush=True)
     from workers_bench import table as workers_table
     from workers_bench import workers_workload  # beside this script
 
@@ -533,13 +567,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{mem['population_memory_bytes'] / 2**20:.1f} MiB (batch 100), "
               f"{mem['measure_memory_bytes'] / 2**20:.1f} MiB (measure batch 1000)")
     total = time.perf_counter() - t_start
-    goals = targets(results, gemm, mem, total)
+    goals = targets(results, gemm, mem, total) + deep_targets(deep)
     print("\n| target | this run | met |\n|---|---|---|")
     for g in goals:
         print(f"| {g['target']} | {g['value']} | {'yes' if g['met'] else 'NO'} |")
     out = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "command": "make bench", "machine": info, "gemm_gflops": gemm,
            "results": results, "mnist_memory": mem, "residual": res, "workers": par,
+           "deep": deep,
            "targets": goals,
            "seconds_total": total, "load_average": os.getloadavg()}
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,10 @@ Symbols (all from the resolved config and the data set's shape):
     snapshots   = 2 M P s + 3 M B_eff n_max 8
                                      the weights at init and before a recorded update, and
                                      float64 temporaries of the statistics of one layer
-    statistics  = 3 x 8 R M L (11 + 2 b)     11 (R, M, L) statistics and two (R, M, L, b)
-                                     histograms: the recorder's lists, the stacked arrays and
-                                     the arrays.npz buffer
+    statistics  = 3 x 8 R M (11 L + 2 K b)   11 (R, M, L) statistics and two (R, M, K, b)
+                                     histograms of the K recorded layers (results.layers:
+                                     L up to 16, else the chosen ones): the recorder's lists,
+                                     the stacked arrays and the arrays.npz buffer
     curves      = 3 x 8 (epochs + 1) M       the loss curve, the same three times
     data        = 2 x 8 N (n_0 + y columns) + generation
                                          the float64 set and its copy in the run's dtype, and
@@ -61,7 +62,7 @@ import numpy as np
 from initlab.errors import BadParameterError, ConfigError, Problem, UnknownNameError
 from initlab.nn.model import OPTIMIZER_STATE, population_memory_bytes
 from initlab.nn.residual import residual_memory_bytes
-from initlab.results.layers import network_text
+from initlab.results.layers import config_layers, network_text, recorded_layers
 
 FULL_LOAD_SAMPLES = 5000  # data sets up to this size are generated in full by the plan
 PROBE_SAMPLES = 64  # larger ones: only this many, for their shape
@@ -344,6 +345,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     every = max(int(meas.get("every", 10)), 1)
     R = -(-steps // every) + 1
     bins = int(meas.get("bins", 50))
+    K = len(recorded_layers(L, config_layers(cfg)))  # layers whose histograms are recorded
     optimizer = str(tr.get("optimizer", "sgd"))
     P = sum(a * b + b for a, b in itertools.pairwise(sizes))
     n_max = max(sizes[1:])
@@ -357,7 +359,7 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
             shape.n_in, widths[0], shape.n_out, len(widths), int(residual.get("branch", 2)), M,
             max(B, B_meas), dtype, optimizer, cfg["model"].get("norm")) + (64 << 20),
         "snapshots": 2 * M * P * s + 3 * M * B_eff * n_max * 8,
-        "statistics": COPIES * 8 * R * M * L * (N_STATS + 2 * bins),
+        "statistics": COPIES * 8 * R * M * (L * N_STATS + 2 * K * bins),
         "curves": COPIES * 8 * (E + 1) * M,
         "data": 2 * 8 * N * (shape.n_in + shape.y_cols) + generation_bytes(cfg["data"], N),
         "boundary": (boundary_bytes(V, sizes, s)  # residual nets draw no boundary

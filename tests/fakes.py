@@ -15,6 +15,7 @@ from initlab import outcomes
 from initlab.nn.activations import get_activation
 from initlab.nn.model import Population
 from initlab.results.folder import Result
+from initlab.results.layers import recorded_layers
 
 PLAYGROUND_LABELS = ("zero", "too_small", "appropriate", "too_large")
 STATS = ("act_mean", "act_var", "pre_mean", "pre_var", "grad_var", "weight_grad_var",
@@ -70,8 +71,13 @@ def fake_result(variants: int = 4, seeds: int = 3, layers: int = 3, epochs: int 
     hist_h = 500 * np.exp(-0.5 * (centers / (spread * shrink)) ** 2)  # (1, M, L, bins)
     hist_dz = 500 * np.exp(-0.5 * ((dz_centers + 4 + np.arange(L)[None, None, :, None])
                                    / 1.5) ** 2) * np.ones((1, M, 1, 1))
-    arrays["hist_h"] = np.broadcast_to(np.round(hist_h), (R, M, L, bins)).copy()
-    arrays["hist_dz"] = np.broadcast_to(np.round(hist_dz), (R, M, L, bins)).copy()
+    # histograms of the layers a real run records (every layer up to 16, else the chosen ones)
+    recorded = recorded_layers(L)
+    hist_h, hist_dz = hist_h[:, :, recorded], hist_dz[:, :, recorded]
+    K = len(recorded)
+    arrays["hist_layers"] = np.asarray(recorded, dtype=np.int64) + 1
+    arrays["hist_h"] = np.broadcast_to(np.round(hist_h), (R, M, K, bins)).copy()
+    arrays["hist_dz"] = np.broadcast_to(np.round(hist_dz), (R, M, K, bins)).copy()
     arrays["hist_h"][-1] = np.round(np.roll(hist_h[0], 2, axis=-1) * 0.8)  # training moved it
     arrays["hist_dz"][-1] = np.round(np.roll(hist_dz[0], -3, axis=-1))
     arrays["hist_h_edges"], arrays["hist_dz_edges"] = h_edges, dz_edges

@@ -244,7 +244,7 @@ def _caption(name: str | Path) -> str:
 def _layers_note(shown: list[int] | None, end: str = "") -> list[str]:
     if shown is None:
         return []
-    return [f"Layers {', '.join(map(str, shown))} (all layers: variance.csv, summary.json)."
+    return [f"Layers {', '.join(map(str, shown))} (all layers: variance.csv)."
             + end]
 
 

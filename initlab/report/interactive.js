@@ -265,12 +265,13 @@ function drawHist(r) {
   if (cv.height !== want) cv.height = want;
   ctx.clearRect(0, 0, cv.width, cv.height);
   const sets = [[D.hist_h, HH, 'h'], [D.hist_dz, HZ, 'log10 |dL/dz|']];
-  const colW = (cv.width - 60) / 2;
+  const left = 80;  // room for 'layer 10000' beside the first column
+  const colW = (cv.width - left - 10) / 2;
   sets.forEach(([meta, buf, name], k) => {
     if (!meta) return;
     const [RR, VV, LL, B] = meta.shape, e = meta.edges;
     for (let l = 0; l < nl; l++) {
-      const box = [50 + k * (colW + 10), 10 + l * rowH, colW - 10, rowH - 22];
+      const box = [left + k * (colW + 10), 10 + l * rowH, colW - 10, rowH - 22];
       ctx.strokeStyle = '#ccc'; ctx.strokeRect(box[0], box[1], box[2], box[3]);
       const off = ((r * VV + state.v) * LL + l) * B;
       ctx.fillStyle = D.colours[state.v];
