@@ -38,7 +38,7 @@ LOSS_FOR_TASK = {"binary": "bce", "multiclass": "softmax_ce", "regression": "mse
 CURVE_POINTS = 1000
 BOUNDARY_POINTS = 101  # decision-boundary grid points per axis, over the data's extent
 FRAME_POINTS = 41  # boundary frames during training: a coarser grid over the same extent
-BOUNDARY_CHUNK = 1 << 21  # a boundary forward pass holds members x points x sum(widths) <= this
+BOUNDARY_CHUNK = 1 << 21  # a boundary pass holds members x points x 6 max(widths) <= this
 BOUNDARY_MARGIN = 0.1  # the grid reaches this fraction of the data's range beyond it
 MAX_FRAMES = 60
 
@@ -208,18 +208,16 @@ def boundary_grid(x: np.ndarray, points: int = BOUNDARY_POINTS) -> np.ndarray:
 
 
 def chunk_points(members: int, sizes: list[int], points: int) -> int:
-    """Grid points per forward pass of a boundary: members x points x sum(widths) (the
-    trace a forward pass keeps) at most BOUNDARY_CHUNK elements."""
-    per_point = max(members * sum(sizes[1:]), 1)
-    return max(1, min(points, BOUNDARY_CHUNK // per_point))
+    """Grid points per boundary pass: members x points x 6 max(widths) (z, h, phi' of two layers
+    in turn: forward(keep=False), whatever the depth) at most BOUNDARY_CHUNK elements."""
+    return max(1, min(points, BOUNDARY_CHUNK // max(members * 6 * max(sizes[1:]), 1)))
 
 
 def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
               first: np.ndarray | None = None) -> np.ndarray | None:
-    """P(class 1) of the members `first` of `pop` (default: every variant's first seed) on the
-    grid g^2 (default: `boundary_grid` of the data), (len(first), len(g), len(g)), evaluated in
-    chunks of grid points (`chunk_points`) so that deep and wide nets need little memory; None
-    unless the data are 2-D and binary."""
+    """P(class 1) of the members `first` of `pop` (default: each variant's first seed) on the
+    grid g^2 (default: `boundary_grid` of the data), (len(first), len(g), len(g)), in chunks of
+    points (`chunk_points`): little memory at any depth; None unless the data are 2-D binary."""
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
     g = boundary_grid(s.dataset.x) if g is None else g
@@ -233,7 +231,7 @@ def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
     step = chunk_points(members.M, s.sizes, len(grid))
     with np.errstate(all="ignore"):
         for start in range(0, len(grid), step):
-            z = forward(members, grid[start:start + step]).out
+            z = forward(members, grid[start:start + step], keep=False).out  # no trace kept
             p[:, start:start + step] = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
                 np.exp(z[..., 1] - np.logaddexp(z[..., 0], z[..., 1]))
     return p.reshape(len(first), len(g), len(g))

@@ -27,11 +27,12 @@ Symbols (all from the resolved config and the data set's shape):
                                          the float64 set and its copy in the run's dtype, and
                                          what generating it takes (`generation_bytes`: a
                                          teacher's own net; checked before it is generated)
-    boundary    = s V C (3 A + 4 n_max) + 48 G² + 16 V G² + F V g²
+    boundary    = s V C 10 n_max + 48 G² + 16 V G² + F V g²
                                      the decision boundary (2-D binary data only): forward
-                                     passes over C grid points at a time (z, h, phi' of every
-                                     layer and temporaries of the widest; C = min(G², 2^21 /
-                                     (V A)), see experiment.chunk_points), the G x G grid's
+                                     passes over C grid points at a time (z, h, phi' of two
+                                     layers in turn and temporaries, whatever the depth;
+                                     C = min(G², 2^21 / (6 V n_max)), see
+                                     experiment.chunk_points), the G x G grid's
                                      points (G = 101), P(class 1) on it and its copy, F <= 62
                                      uint8 frames of g x g (g = 41) during training
     base        = 200 MB                 Python, NumPy, matplotlib
@@ -323,7 +324,7 @@ def boundary_bytes(variants: int, sizes: list[int], itemsize: int) -> int:
 
     grid = BOUNDARY_POINTS ** 2
     chunk = chunk_points(variants, sizes, grid)
-    return (itemsize * variants * chunk * (3 * sum(sizes[1:]) + 4 * max(sizes[1:]))
+    return (itemsize * variants * chunk * 10 * max(sizes[1:])
             + 48 * grid + 16 * variants * grid + FRAMES * variants * FRAME_POINTS ** 2)
 
 

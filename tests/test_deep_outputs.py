@@ -261,7 +261,7 @@ def test_boundary_is_evaluated_in_chunks_within_the_estimate():
     pop = init_population(s.sizes, s.activation, s.members, dtype=s.dtype)
     grid = boundary_grid(s.dataset.x)
     chunk = chunk_points(3, s.sizes, len(grid) ** 2)
-    assert 3 * chunk * sum(s.sizes[1:]) <= BOUNDARY_CHUNK and chunk < len(grid) ** 2
+    assert 3 * chunk * 6 * max(s.sizes[1:]) <= BOUNDARY_CHUNK and chunk < len(grid) ** 2
     tracemalloc.start()
     p = _boundary(s, pop, grid)
     peak = tracemalloc.get_traced_memory()[1]

@@ -157,3 +157,34 @@ def test_config_yaml_wraps_long_number_lists_and_loads_back():
     text = config_yaml({"model": {"widths": [8] * 1000, "bias": True}, "init": ["a", "b"]})
     assert text.count("\n") < 40 and yaml.safe_load(text)["model"]["widths"] == [8] * 1000
     assert "- a\n" in text  # short and non-number lists as before
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu"])
+def test_forward_without_the_trace_gives_the_same_output_in_two_layers_of_memory(activation):
+    import tracemalloc
+
+    act = get_activation(activation)
+    x = np.random.default_rng(1).normal(size=(500, 2))
+    peaks = []
+    for depth in (10, 80):
+        pop = init_population([2, *[16] * depth, 1], act, [
+            MemberInit(inits.resolve("xavier_normal"), None, (0, s)) for s in range(2)])
+        full = forward(pop, x).out
+        tracemalloc.start()
+        out = forward(pop, x, keep=False).out
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert np.array_equal(out, full)
+    layer = 2 * 500 * 16 * 8  # one layer's z of both members
+    assert peaks[1] < 12 * layer and peaks[1] < 1.5 * peaks[0] + layer, peaks
+
+
+def test_the_page_budgets_add_up_to_less_than_3_mb():
+    """report.html's parts are each bounded (base64 adds a third to binary parts; a number of
+    the variance curves is at most ~10 characters of JSON); together under 3 MB with room for
+    the tables and text (a real 50-layer run with 6 variants was 2.72 MB with 1.4 MB of images:
+    the images' budget is now 1 MB)."""
+    from initlab.report import interactive
+
+    binary = render.PAGE_IMAGE_BYTES + interactive.HIST_BYTES + interactive.MAX_FRAME_BYTES
+    assert 4 / 3 * binary + 10 * interactive.VAR_NUMBERS + 300_000 < 3_000_000

@@ -156,7 +156,7 @@ def _tanh(zT: Array, hT: Array, dT: Array, ws: Workspace | None) -> None:
 
 
 def forward(pop: Population, x: Array, *, reference: bool = False,
-            ws: Workspace | None = None) -> Trace:
+            ws: Workspace | None = None, keep: bool = True) -> Trace:
     """z[l] = h[l-1] @ W[l] + b[l]; h[l] = phi(z[l]) (hidden), h[L] = z[L] (output logits).
 
     x is (B, n_in), shared by every member, or (M, B, n_in), one batch per member.
@@ -166,6 +166,8 @@ def forward(pop: Population, x: Array, *, reference: bool = False,
     tanh with its derivative (see _tanh); Trace holds (M, B, width) views of those arrays (the
     same numbers). `ws` reuses the buffers of a previous call (the previous Trace is then
     overwritten). `reference=True` runs the straightforward (M, B, width) matmul version.
+    `keep=False` (evaluation only): the layers take turns in two sets of buffers, so the
+    memory is two layers' whatever the depth, and the Trace holds the output alone.
     """
     x = np.asarray(x)
     dtype = x.dtype
@@ -173,29 +175,35 @@ def forward(pop: Population, x: Array, *, reference: bool = False,
         return _forward_reference(pop, x)
     act = pop.activation
     M, L, B = pop.M, pop.L, x.shape[-2]
+    if not keep and ws is None:
+        ws = {}
     hT = np.ascontiguousarray(_T(x))  # (n_in, B) or (M, n_in, B)
     zs: list[Array] = []
     hs: list[Array] = [x]
     dphis: list[Array] = []
     for l, (W, b) in enumerate(zip(pop.Ws, pop.bs)):
-        zT = _buf(ws, ("z", l), (M, W.shape[2], B), dtype)
+        slot = l if keep else l % 2  # keep=False: two buffers for all layers
+        zT = _buf(ws, ("z", slot), (M, W.shape[2], B), dtype)
         _contract(_T(W), hT, zT)
         if pop.mults is not None:
             zT *= pop.mults[l]  # (M, 1, 1)
         zT += _T(b)  # (M, m, 1)
-        zs.append(_T(zT))
+        if keep or l == L - 1:
+            zs.append(_T(zT))
         if l == L - 1:
             break
         if act.name == "tanh":
-            hT = _buf(ws, ("h", l), zT.shape, dtype)
-            dT = _buf(ws, ("dphi", l), zT.shape, dtype)
+            hT = _buf(ws, ("h", slot), zT.shape, dtype)
+            dT = _buf(ws, ("dphi", slot), zT.shape, dtype)
             _tanh(zT, hT, dT, ws)
-            dphis.append(dT)
+            if keep:
+                dphis.append(dT)
         elif act.name == "relu":
-            hT = np.maximum(zT, 0, out=_buf(ws, ("h", l), zT.shape, dtype))
+            hT = np.maximum(zT, 0, out=_buf(ws, ("h", slot), zT.shape, dtype))
         else:
             hT = np.ascontiguousarray(act.phi(zT))
-        hs.append(_T(hT))
+        if keep:
+            hs.append(_T(hT))
     hs.append(zs[-1])
     return Trace(zs, hs, dphis)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not at ever
     from matplotlib.figure import Figure
 
 FORMATS = ("png", "svg", "pdf")
-PAGE_IMAGE_BYTES = 1_400_000  # the PNGs embedded in report.html, together (before base64)
+PAGE_IMAGE_BYTES = 1_000_000  # the PNGs embedded in report.html, together (before base64)
 
 
 @dataclass(frozen=True)
