@@ -314,8 +314,8 @@ def _schedule(s: Setup) -> Schedule:
         every=int(measure.get("every", 10)), optimizer=tr.get("optimizer", "sgd"),
         momentum=float(tr.get("momentum", 0.9)), beta1=float(tr.get("beta1", 0.9)),
         beta2=float(tr.get("beta2", 0.999)), eps=float(tr.get("eps", 1e-8)),
-        measure_batch=int(measure.get("batch", 1000)),
-        hist_layers=tuple(recorded_layers(len(s.sizes) - 1, config_layers(s.cfg))))
+        measure_batch=int(measure.get("batch", 1000)), hist_layers=tuple(recorded_layers(
+            len(s.sizes) - 1, config_layers(s.cfg))))  # the layers whose histograms are kept
 
 
 def train_members(s: Setup, lo: int = 0, hi: int | None = None,
@@ -389,8 +389,8 @@ def assemble(s: Setup, trained: Trained, t0: float) -> Result:
         "member_variant": member_variant, "member_seed": np.tile(np.arange(seeds), V),
         "stat_steps": h.stat_steps, "hist_h": h.hist_h, "hist_h_edges": bins.h_edges,
         "hist_dz": h.hist_dz, "hist_dz_edges": bins.dz_edges, "theory_act_var": theory_var,
-        "hist_layers": np.asarray(schedule.hist_layers, dtype=np.int64) + 1,
-        **_signal_propagation(s, W0, b0, x_meas[: int(measure.get("batch", 1000))]),
+        "hist_layers": np.asarray(schedule.hist_layers, dtype=np.int64) + 1, **_signal_propagation(
+            s, W0, b0, x_meas[: int(measure.get("batch", 1000))]),
         **{f"stat_{k}": a for k, a in h.stats.items()},
     }
     if trained.boundary is not None:
@@ -439,8 +439,7 @@ def _signal_propagation(s: Setup, W0: list[np.ndarray], b0: list[np.ndarray],
 def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, Any],
                      rows: np.ndarray, theory_var: np.ndarray, q0: float,
                      loss_steps: np.ndarray) -> dict[str, Any]:
-    widths = s.sizes[1:]
-    R = len(h.stat_steps) - 1
+    widths, R = s.sizes[1:], len(h.stat_steps) - 1
     L = len(widths)
     listed = summary_layers(L, config_layers(s.cfg))
     hidden = max(L - 1, 1)
@@ -495,8 +494,7 @@ def _variant_summary(s: Setup, h: History, v: int, label: str, spec: dict[str, A
         "evidence": evidence_dict(ev),
         "act_ratio": ev.act_ratio, "per_layer_gain": gain, "grad_ratio": ev.grad_ratio,
         "layers": _layers(h, rows, 0, theory_var, widths, listed),
-        "theory_flags": theory.theory_flags(
-            np.mean(act0, axis=0).tolist(), theory_var.tolist(), widths,
-            np.mean(h.stats["saturated"][0, rows], axis=0).tolist(), only=listed),
+        "theory_flags": theory.theory_flags(np.mean(act0, axis=0).tolist(), theory_var.tolist(),
+            widths, np.mean(h.stats["saturated"][0, rows], axis=0).tolist(), only=listed),
         "layers_final": _layers(h, rows, R, None, widths, listed),
     }
