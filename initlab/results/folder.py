@@ -447,8 +447,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _number_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    flow = len(data) > 8 and all(isinstance(x, int | float) and not isinstance(x, bool)
-                                 for x in data)
+    flow = len(data) > 8 and all(type(x) in (int, float) for x in data)  # bool is no number
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow or None)
 
 

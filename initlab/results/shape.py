@@ -91,7 +91,7 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], bad: Any) -> None:
     if loss is not None and m is not None and (loss.ndim != 2 or loss.shape[1] != m):
         raise bad(f"arrays.npz loss has shape {loss.shape}, not (steps, {m} members)")
     first: tuple[str, tuple[int, ...]] | None = None
-    for key in sorted(arrays):
+    for key in sorted(arrays, key=lambda k: (k.startswith("hist_"), k)):  # stat_* first
         if not (key.startswith("stat_") or key in ("hist_h", "hist_dz")) or key == "stat_steps":
             continue
         a = arrays[key]
@@ -99,7 +99,13 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], bad: Any) -> None:
         if a.ndim != want or (m is not None and a.shape[1] != m):
             raise bad(f"arrays.npz {key} has shape {a.shape}, not (records, {m} members, "
                       f"layers{', bins' if want == 4 else ''})")
+        shape = a.shape[:2] if key.startswith("hist_") and "hist_layers" in arrays else \
+            a.shape[:3]  # histograms of the recorded layers (hist_layers): their own count
+        if key.startswith("hist_") and "hist_layers" in arrays and \
+                a.shape[2] != np.asarray(arrays["hist_layers"]).size:
+            raise bad(f"arrays.npz {key} has shape {a.shape} for "
+                      f"{np.asarray(arrays['hist_layers']).size} hist_layers")
         if first is None:
             first = key, a.shape[:3]
-        elif a.shape[:3] != first[1]:
+        elif shape != first[1][:len(shape)]:
             raise bad(f"arrays.npz {key} has shape {a.shape} but {first[0]} has {first[1]}")
