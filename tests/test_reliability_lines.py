@@ -344,3 +344,88 @@ def test_check_outputs_that_cannot_be_written_are_one_line_before_checking(
                             str(tmp_path / "new" / "j.xml")])
     assert r.exit_code == 0 and (tmp_path / "new" / "j.xml").is_file(), r.output
     assert "passed" in (tmp_path / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------- signals
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("previous", [True, False], ids=["over-a-result", "fresh"])
+def test_sigterm_on_run_cleans_up_like_ctrl_c_and_exits_143(tmp_path, previous):
+    import signal
+
+    from test_reliability import SMALL, _cli, _complete, _siblings, _wait_for, _write
+
+    import initlab
+
+    out = tmp_path / "res"
+    if previous:
+        initlab.run(_write(tmp_path, SMALL, "small.yaml"), out_dir=out, plots=False)
+        before = (out / "summary.json").read_bytes()
+    long = _write(tmp_path, SMALL.replace("epochs: 5", "epochs: 1000000")
+                  .replace("every: 5", "every: 100000"))
+    proc = _cli("run", str(long), "--out", str(out),
+                env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"})
+    try:
+        _wait_for(proc, r"\b[1-9]\d*/1000000 steps")  # training: a condition, not a sleep
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "terminated: nothing was replaced" in stderr, stderr
+    assert _siblings(out) == [] and not (tmp_path / f".{out.name}.lock").exists()
+    if previous:
+        assert _complete(out) and (out / "summary.json").read_bytes() == before
+    else:
+        assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_double_ctrl_c_during_a_sweep_prints_no_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from test_sweep_reliability import _wait, finished
+
+    cfg = write(tmp_path, TINY.replace("epochs: 3", "epochs: 150") +
+                "sweep:\n  model.widths: [[3], [4], [5], [6], [7], [8], [9], [10]]\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", "from initlab.cli import main; main()",
+                             "sweep", str(cfg), "--out", str(out), "--workers", "2", "-q"],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(finished(out / "cells")) >= 1 or proc.poll() is not None)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        for _ in range(3):  # as a terminal does: the whole foreground group, twice and more
+            os.killpg(proc.pid, signal.SIGINT)
+            _wait(lambda: proc.poll() is not None, 0.3)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "interrupted: finished cells are kept" in stderr, stderr
+
+
+@pytest.mark.parametrize("address", ["closed", "garbage::", "tcp://", "foo://x:1"])
+def test_an_unreachable_or_malformed_dask_address_is_one_line_and_writes_nothing(tmp_path,
+                                                                               address):
+    pytest.importorskip("distributed")
+    import socket
+
+    if address == "closed":  # a port nobody listens on
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    cfg = write(tmp_path, TINY + "sweep:\n  train.lr: [0.1, 0.2]\n")
+    out = tmp_path / "out"
+    line = one_line(runner.invoke(app, ["sweep", str(cfg), "--backend", "dask", "--address",
+                                        address, "--out", str(out), "-q"]), 2)
+    assert line.startswith(f"error: --address {address}") or "--address '" in line, line
+    assert not out.exists()

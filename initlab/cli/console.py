@@ -125,21 +125,40 @@ def _main(
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """While inside, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread, so a
-    terminated command cleans up as an interrupted one does."""
+    terminated command cleans up as an interrupted one does. After the first Ctrl-C or
+    SIGTERM, further ones are ignored: a second Ctrl-C during the cleanup (or during the
+    interpreter's join of a process pool's threads at exit) printed tracebacks."""
     import signal
     import threading
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
+    interrupted = False
+
+    def stop(exc: type[KeyboardInterrupt]) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise exc()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop(Terminated)
+
+    def on_int(signum: int, frame: Any) -> None:
+        stop(KeyboardInterrupt)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGTERM, handler)
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.default_int_handler:  # not when the caller chose its own
+        signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        if not interrupted:  # an interrupted process is on its way out: stay deaf
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
 
 
 @contextmanager

@@ -89,6 +89,8 @@ def sweep(
         if dry_run:
             _print_plan(plan, target, format_size)
             return
+        if backend == "dask" and address:
+            sw.check_scheduler(address)
         preflight(target, writer="sweep")  # writable, not a run's folder
         failed = 0
         outcomes: dict[str, sw.Outcome] = {}

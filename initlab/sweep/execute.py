@@ -202,6 +202,35 @@ def _blas_env(threads: int = 1) -> Iterator[None]:
                 os.environ[v] = x
 
 
+def check_scheduler(address: str) -> None:
+    """Before anything is written: `--address` parses, and a tcp:// scheduler accepts a
+    connection within 5 s (InitlabError, exit 2, one line; was a traceback after sweep.yaml
+    had been written)."""
+    import socket
+
+    from initlab.errors import InitlabError
+
+    try:
+        from distributed.comm import parse_address, parse_host_port
+    except ImportError:
+        return  # executor() says what to install
+    try:
+        scheme, loc = parse_address(address)
+        from distributed.comm.registry import backends
+
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme '{scheme}'; known: {', '.join(sorted(backends))}")
+        if scheme == "tcp":
+            host, port = parse_host_port(loc)
+            socket.create_connection((host, port), timeout=5).close()
+    except (ValueError, TypeError) as e:
+        raise InitlabError(f"--address {address!r}: not a Dask scheduler address ({e}); "
+                           "expected tcp://HOST:PORT") from None
+    except OSError as e:
+        raise InitlabError(f"--address {address}: cannot reach a Dask scheduler there "
+                           f"({e.strerror or e}); nothing was written") from None
+
+
 @contextlib.contextmanager
 def executor(backend: str = "local", workers: int | None = None,
              address: str | None = None, *, threads: int = 1,
@@ -217,7 +246,12 @@ def executor(backend: str = "local", workers: int | None = None,
             raise MissingDependencyError(
                 "--backend dask needs dask.distributed: pip install 'initlab[dask]'") from None
         if address:
-            client = Client(address, timeout="20s")
+            try:
+                client = Client(address, timeout="20s")
+            except (OSError, ValueError) as e:  # TimeoutError is an OSError
+                from initlab.errors import InitlabError
+                raise InitlabError(f"--address {address}: cannot reach a Dask scheduler there "
+                                   f"({e}); rerun the same command once it is up") from None
             cluster = None
         else:
             cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
