@@ -22,6 +22,7 @@ bootstrap resamplings of the seeds.
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def coord(x: np.ndarray, y: np.ndarray, n: int, mup: bool, zero_readout: bool, s
     rng = np.random.default_rng(seed)
     sizes = [x.shape[1], *[n] * depth, int(y.max()) + 1]
     L, r = len(sizes) - 1, n / base
-    Ws = [rng.standard_normal((a, b)) * np.sqrt(2.0 / a) for a, b in zip(sizes, sizes[1:])]
+    Ws = [rng.standard_normal((a, b)) * np.sqrt(2.0 / a) for a, b in itertools.pairwise(sizes)]
     bs = [np.zeros(b) for b in sizes[1:]]
     lrs = [lr] * L
     if mup:

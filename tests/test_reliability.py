@@ -163,18 +163,24 @@ def _wait_for(proc: subprocess.Popen, pattern: str, limit: float = 120.0) -> str
     raise AssertionError(f"never saw {pattern!r}; stderr: {seen[-2000:]}")
 
 
-@pytest.mark.parametrize("previous", [True, False], ids=["over-a-result", "fresh"])
-def test_sigkill_mid_training_leaves_the_previous_result_or_nothing(tmp_path: Path,
-                                                                    previous: bool) -> None:
-    out = tmp_path / "res"
+def _long_run(tmp_path: Path, previous: bool) -> tuple[subprocess.Popen, Path, bytes | None]:
+    """`initlab run` of a million epochs into tmp_path/res (over a finished result when
+    `previous`: its summary.json bytes returned), its progress bar drawn into the pipe."""
+    out, before = tmp_path / "res", None
     if previous:
         initlab.run(_write(tmp_path, SMALL, "small.yaml"), out_dir=out, plots=False)
         before = (out / "summary.json").read_bytes()
     long = _write(tmp_path, SMALL.replace("epochs: 5", "epochs: 1000000")
                   .replace("every: 5", "every: 100000"))
     # TTY_COMPATIBLE makes rich draw the progress bar into the pipe: "<step>/<total> steps"
-    proc = _cli("run", str(long), "--out", str(out),
-                env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"})
+    return _cli("run", str(long), "--out", str(out),
+                env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"}), out, before
+
+
+@pytest.mark.parametrize("previous", [True, False], ids=["over-a-result", "fresh"])
+def test_sigkill_mid_training_leaves_the_previous_result_or_nothing(tmp_path: Path,
+                                                                    previous: bool) -> None:
+    proc, out, before = _long_run(tmp_path, previous)
     try:
         _wait_for(proc, r"\b[1-9]\d*/1000000 steps")
     finally:

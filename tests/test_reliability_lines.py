@@ -354,18 +354,9 @@ def test_check_outputs_that_cannot_be_written_are_one_line_before_checking(
 def test_sigterm_on_run_cleans_up_like_ctrl_c_and_exits_143(tmp_path, previous):
     import signal
 
-    from test_reliability import SMALL, _cli, _complete, _siblings, _wait_for, _write
+    from test_reliability import _complete, _long_run, _siblings, _wait_for
 
-    import initlab
-
-    out = tmp_path / "res"
-    if previous:
-        initlab.run(_write(tmp_path, SMALL, "small.yaml"), out_dir=out, plots=False)
-        before = (out / "summary.json").read_bytes()
-    long = _write(tmp_path, SMALL.replace("epochs: 5", "epochs: 1000000")
-                  .replace("every: 5", "every: 100000"))
-    proc = _cli("run", str(long), "--out", str(out),
-                env={"TTY_COMPATIBLE": "1", "COLUMNS": "120"})
+    proc, out, before = _long_run(tmp_path, previous)
     try:
         _wait_for(proc, r"\b[1-9]\d*/1000000 steps")  # training: a condition, not a sleep
         proc.send_signal(signal.SIGTERM)

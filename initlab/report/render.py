@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import io
 import math
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -204,8 +203,7 @@ def _mapper(workers: int, tasks: int) -> Iterator[Callable[..., list]]:
     import multiprocessing as mp
 
     n = min(int(workers), tasks)
-    if n < 2 or "fork" not in mp.get_all_start_methods() or threading.active_count() > 1 \
-            or os.environ.get("INITLAB_DRAW_SERIAL"):
+    if n < 2 or "fork" not in mp.get_all_start_methods() or threading.active_count() > 1:
         yield lambda f, xs: list(map(f, xs))
         return
     with mp.get_context("fork").Pool(n, initializer=_drawing_process) as pool:
