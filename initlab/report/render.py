@@ -190,6 +190,7 @@ def _render(task: tuple[str, float | None]) -> tuple[str, dict[str, bytes], byte
 
 def _drawing_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the run, which ends us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the run's handler: the pool's end
     with contextlib.suppress(Exception):
         import ctypes
 
