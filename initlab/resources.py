@@ -7,17 +7,25 @@ Symbols (all from the resolved config and the data set's shape):
     M = variants x seeds (members)      s = bytes per float (float64: 8, float32: 4)
     n_0..n_L = layer sizes [n_in, *widths, n_out];   P = sum_l (n_{l-1} n_l + n_l)  (per member)
     N = samples;  B = training batch (N for full batch);  B_m = measurement batch
-    B_eff = max(B, B_m, evaluation chunk);  A = sum_{l=1..L} n_l;  n_max = max_l n_l
+    B_t = max(B, B_m) (the largest batch a training step holds);  C = evaluation chunk
+    (minibatch runs: min(N, 2^22 / (M max(sizes))), train.eval_chunk; full batch: 0)
+    A = sum_{l=1..L} n_l;  n_max = max_l n_l
     S = optimizer steps = epochs x ceil(N / B);  R = ceil(S / every) + 1 (recorded steps)
     k = optimizer state per parameter: sgd 0, momentum 1, adam 2;  b = histogram bins
 
-    population  = model.population_memory_bytes(sizes, M, B_eff, dtype, optimizer)
-                = s M [P (3 + k) + B_eff (n_0 + 4 sum(hidden) + 3 n_L + 2 n_max)]
+    population  = model.population_memory_bytes(sizes, M, B_t, dtype, optimizer)
+                = s M [P (3 + k) + B_t (n_0 + 4 sum(hidden) + 3 n_L + 2 n_max)]
                                      parameters, gradients, one update, optimizer state; the
                                      gathered input, z, h, phi', dL/dz of every layer, temps
-    snapshots   = 2 M P s + 3 M B_eff n_max 8
-                                     the weights at init and before a recorded update, and
-                                     float64 temporaries of the statistics of one layer
+                                     (the step's buffers, kept until training ends)
+    evaluation  = s M C (6 n_max + 3 n_L) the loss on all the data of a minibatch run
+                                     (train.evaluate): z, h, phi' of two layers in turn for a
+                                     chunk of C samples and the loss's temporaries, while the
+                                     step's buffers are still alive
+    snapshots   = 3 M P s + 3 M B_t n_max 8
+                                     the weights at init, before a recorded update and the
+                                     update, and float64 temporaries of the statistics of one
+                                     layer
     statistics  = 3 x 8 R M (11 L + 2 K b)   11 (R, M, L) statistics and two (R, M, K, b)
                                      histograms of the K recorded layers (results.layers:
                                      L up to 16, else the chosen ones): the recorder's lists,
@@ -27,11 +35,13 @@ Symbols (all from the resolved config and the data set's shape):
                                          the float64 set and its copy in the run's dtype, and
                                          what generating it takes (`generation_bytes`: a
                                          teacher's own net; checked before it is generated)
-    boundary    = s V C 10 n_max + 48 G² + 16 V G² + F V g²
+    loader      = 100 MB for digits      importing scikit-learn (its loader): measured 80 MB
+                                         of RSS (`import sklearn.datasets`); 0 for other sets
+    boundary    = s V C_b 10 n_max + 48 G² + 16 V G² + F V g²
                                      the decision boundary (2-D binary data only): forward
-                                     passes over C grid points at a time (z, h, phi' of two
+                                     passes over C_b grid points at a time (z, h, phi' of two
                                      layers in turn and temporaries, whatever the depth;
-                                     C = min(G², 2^21 / (6 V n_max)), see
+                                     C_b = min(G², 2^21 / (6 V n_max)), see
                                      experiment.chunk_points), the G x G grid's
                                      points (G = 101), P(class 1) on it and its copy, F <= 62
                                      uint8 frames of g x g (g = 41) during training
@@ -39,8 +49,10 @@ Symbols (all from the resolved config and the data set's shape):
 
     total = the sum; a run is refused when total > the limit: --max-memory, else the memory
     available now (MemAvailable in /proc/meminfo, capped by a cgroup limit; else
-    SC_AVPHYS_PAGES x SC_PAGE_SIZE). The estimate is an upper bound of the peak, not the exact
-    peak: these buffers are not all alive at once.
+    SC_AVPHYS_PAGES x SC_PAGE_SIZE). The estimate is an upper bound of the peak RSS of a run
+    in one process (`--workers 1`), not the exact peak: these buffers are not all alive at
+    once. tests/test_memory_bound.py measures the peak of `initlab run` over a range of shapes
+    and holds the estimate above it (and within 3x of it, so that the bound stays useful).
 
 Only the data set's shape is needed, and it is found cheaply: a built-in set of at most
 `FULL_LOAD_SAMPLES` samples is generated in full (which also checks its parameters), a larger one
@@ -71,6 +83,7 @@ GENERATION_CHECKED = 50 * 10**6  # data sets that take more to generate are chec
 BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
+LOADER_BYTES = {"digits": 100 * 10**6}  # importing scikit-learn: 80 MB of RSS measured
 FRAMES = 62  # experiment.MAX_FRAMES and the first and last step
 MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
 
@@ -266,7 +279,7 @@ class Plan:
     records: int  # R
     dtype: str
     parts: dict[str, int] = field(default_factory=dict)
-    batch_eff: int = 0  # B_eff: the largest batch a forward pass holds
+    batch_eff: int = 0  # B_t: the largest batch a training step holds
     optimizer: str = "sgd"
     residual: bool = False  # a residual net: population by nn.residual.residual_memory_bytes
 
@@ -311,7 +324,7 @@ class Plan:
         s = 4 if self.dtype == "float32" else 8
         k = OPTIMIZER_STATE.get(self.optimizer, 2)
         return [
-            "  population = s M [P (3 + k) + B_eff (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]",
+            "  population = s M [P (3 + k) + B_t (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]",
             f"             = {s} x {self.members} x [{self.params_per_member} x {3 + k} + "
             f"{self.batch_eff} x ({n[0]} + 4 x {sum(hidden)} + 3 x {n[-1]} + 2 x "
             f"{max(n[1:])})] B = {format_size(self.parts.get('population', 0))}",
@@ -353,27 +366,30 @@ def estimate(cfg: Mapping[str, Any], shape: DataShape) -> Plan:
     dtype = np.float32 if s == 4 else np.float64
     B_meas = N if full else min(int(meas.get("batch", 1000)), N)
     chunk = 0 if full else min(N, max(1, EVAL_CHUNK_ELEMENTS // max(1, M * max(sizes))))
-    B_eff = max(B, B_meas, chunk)
+    B_t = max(B, B_meas)
     parts = {
-        "population": population_memory_bytes(sizes, M, B_eff, dtype, optimizer)
+        "population": population_memory_bytes(sizes, M, B_t, dtype, optimizer)
         if not residual else residual_memory_bytes(
             shape.n_in, widths[0], shape.n_out, len(widths), int(residual.get("branch", 2)), M,
             max(B, B_meas), dtype, optimizer, cfg["model"].get("norm")) + (64 << 20),
-        "snapshots": 2 * M * P * s + 3 * M * B_eff * n_max * 8,
+        "evaluation": s * M * chunk * (6 * n_max + 3 * shape.n_out) if not residual else 0,
+        "snapshots": 3 * M * P * s + 3 * M * B_t * n_max * 8,
         "statistics": COPIES * 8 * R * M * (L * N_STATS + 2 * K * bins),
         "curves": COPIES * 8 * (E + 1) * M,
         "data": 2 * 8 * N * (shape.n_in + shape.y_cols) + generation_bytes(cfg["data"], N),
+        "loader": LOADER_BYTES.get(shape.name, 0),
         "boundary": (boundary_bytes(V, sizes, s)  # residual nets draw no boundary
                      if shape.n_in == 2 and shape.task == "binary" and not residual else 0),
         "base": BASE_BYTES,
     }
     return Plan(str(cfg.get("name")), shape, sizes, V, S, E, B, steps, R,
-                str(cfg.get("dtype", "float64")), parts, B_eff, optimizer, residual is not None)
+                str(cfg.get("dtype", "float64")), parts, B_t, optimizer, residual is not None)
 
 
 _ADVICE = {
     "population": "fewer seeds or init variants, a smaller batch (train.batch_size, "
                   "measure.batch), or narrower/fewer layers (model.widths)",
+    "evaluation": "fewer seeds or init variants, or narrower layers (model.widths)",
     "snapshots": "fewer seeds or init variants, or narrower/fewer layers (model.widths)",
     "statistics": "fewer epochs, a larger measure.every, fewer measure.bins, or fewer seeds",
     "curves": "fewer epochs or fewer seeds",

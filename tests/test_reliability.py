@@ -426,12 +426,30 @@ def test_memory_estimate_follows_the_formula() -> None:
     # sgd: no optimizer state; full batch B = 40; 3 copies of params; per sample:
     # n_in + 4 sum(hidden) + 3 n_out + 2 n_max
     assert plan.parts["population"] == s * M * (3 * P + 40 * (2 + 4 * 7 + 3 * 1 + 2 * 4))
-    assert plan.parts["snapshots"] == 2 * M * P * s + 3 * M * 40 * 4 * 8
+    # the weights at init, before a recorded update and the update; statistics' temporaries
+    assert plan.parts["snapshots"] == 3 * M * P * s + 3 * M * 40 * 4 * 8
+    assert plan.parts["evaluation"] == 0  # full batch: no chunked evaluation
+    assert plan.parts["loader"] == 0  # circle needs no library
     assert plan.records == 2 and plan.steps == 5
     assert plan.parts["statistics"] == 3 * 8 * 2 * M * 3 * (11 + 2 * 50)
     assert plan.parts["curves"] == 3 * 8 * 6 * M
     assert plan.parts["data"] == 2 * 8 * 40 * (2 + 1)
     assert plan.total == sum(plan.parts.values())
+
+
+def test_memory_estimate_of_a_minibatch_run_counts_its_evaluation_chunks() -> None:
+    """Minibatches: the step's buffers of B_t = max(B, B_m) samples stay alive while
+    train.evaluate passes chunks of C samples (two layers' z, h, phi' in turn)."""
+    from initlab.nn.train import eval_chunk
+    cfg = initlab.api.resolve({**SMALL_DICT, "data": {"name": "circle", "samples": 400},
+                               "train": {"epochs": 5, "batch_size": 50},
+                               "measure": {"every": 5, "batch": 100}})
+    plan = resources.estimate(cfg, resources.data_shape(cfg))
+    M, s, n_max, n_out = 4, 8, 4, 1
+    C = min(400, eval_chunk(M, plan.sizes))
+    assert plan.batch_eff == 100  # B_t = max(50, 100)
+    assert plan.parts["evaluation"] == s * M * C * (6 * n_max + 3 * n_out)
+    assert plan.parts["population"] == s * M * (3 * 31 + 100 * (2 + 4 * 7 + 3 * 1 + 2 * 4))
 
 
 def test_memory_estimate_bounds_what_a_run_allocates() -> None:

@@ -127,8 +127,11 @@ def eval_chunk(members: int, sizes: Sequence[int]) -> int:
 def evaluate(pop: Population, x: Array, y: Array, loss: Loss,
              chunk: int | None = None) -> tuple[Array, Array | None]:
     """Loss and accuracy (M,) on (x, y), in chunks of samples to bound memory (a member's
-    numbers depend on the chunk size: a part of a population passes the whole one's)."""
+    numbers depend on the chunk size: a part of a population passes the whole one's). The
+    layers of a chunk take turns in two sets of buffers (forward's keep=False), reused from
+    chunk to chunk: two layers' activations of one chunk, whatever the depth."""
     N = len(x)
+    ws: Workspace = {}
     if chunk is None:
         chunk = eval_chunk(pop.M, pop.sizes)
     total = np.zeros(pop.M)
@@ -136,7 +139,7 @@ def evaluate(pop: Population, x: Array, y: Array, loss: Loss,
     has_acc = True
     for i in range(0, N, chunk):
         xb, yb = x[i:i + chunk], y[i:i + chunk]
-        z = forward(pop, xb).out
+        z = forward(pop, xb, ws=ws, keep=False).out
         l_b, _ = loss.fn(z, yb)
         total += l_b * len(xb)
         acc = accuracy(loss, z, yb)
