@@ -400,7 +400,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path,
 def test_dry_run_states_the_population_formula_with_its_numbers(
         tmp_path: Path, old: str, new: str, s: int, k: int) -> None:
     """--dry-run prints model.population_memory_bytes' formula, then the same formula with the
-    config's numbers (s M [P (3 + k) + B_eff (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]),
+    config's numbers (s M [P (3 + k) + B_t (n_in + 4 sum(hidden) + 3 n_out + 2 n_max)]),
     whose value is the plan's population figure."""
     cfg = _write(tmp_path, SMALL.replace(old, new) if old else SMALL)
     r = runner.invoke(app, ["run", str(cfg), "--dry-run"])
