@@ -423,3 +423,23 @@ def test_an_unreachable_or_malformed_dask_address_is_one_line_and_writes_nothing
                                         address, "--out", str(out), "-q"]), 2)
     assert line.startswith(f"error: --address {address}") or "--address '" in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("out", ["afile/x.png", "/proc/x.png", "nodir/x.png", "."])
+def test_a_phase_diagram_that_cannot_be_written_names_the_users_path(tmp_path, monkeypatch, out):
+    """Checked before drawing; the error named mkstemp's '.x.png.<rand>.tmp' beside it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    line = one_line(runner.invoke(app, ["theory", "phase-diagram", "--out", out]), 2)
+    assert line.startswith(f"error: {out}: --out ") and ".tmp" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no probe left
+
+
+def test_an_atomic_write_error_names_the_target_not_its_temporary_file(tmp_path):
+    from initlab.results.folder import atomic_write_bytes
+
+    target = tmp_path / "afile" / "x.png"
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError) as e:
+        atomic_write_bytes(target, b"x")
+    assert e.value.filename == str(target)

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -199,6 +200,25 @@ def reporting(debug: bool) -> Iterator[None]:
         where = f"{e.filename}: " if e.filename else ""
         err.print(f"error: {where}{e.strerror or e}", markup=False)
         raise typer.Exit(2) from None
+
+
+def preflight_file(path: Path, option: str = "--out") -> Path:
+    """Before any work: a file can be written at `path` (its folder exists and takes a new
+    file; `path` is not a folder). OutputError naming `path` and `option` (exit 2)."""
+    import tempfile
+
+    from initlab.results.folder import OutputError
+
+    if path.is_dir():
+        raise OutputError(f"{path}: {option} names a folder; give a file name")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{path}: {option} cannot be written here ({e.strerror or e}); "
+                          "choose another path") from None
+    return path
 
 
 def wrap() -> bool:

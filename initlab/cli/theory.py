@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.cli.console import DebugOpt, app, err, out, reporting
+from initlab.cli.console import DebugOpt, app, err, out, preflight_file, reporting
 from initlab.errors import BadParameterError
 
 PHASE_DIAGRAM = "phase-diagram"
@@ -134,7 +134,7 @@ def theory(
             from initlab.report.theory_plots import save_phase_diagram
 
             act = get_activation(activation or "tanh")
-            path = out_file or Path(f"phase_{act.name}.png")
+            path = preflight_file(out_file or Path(f"phase_{act.name}.png"))  # before drawing
             written = save_phase_diagram(act, path, measure=measure)
             err.print(f"phase diagram: {written}")
             return

@@ -121,20 +121,20 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` so that readers see the old file or the new one, never a part.
-    The file gets the usual permissions (0o666 minus the umask), not mkstemp's 0o600."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    Usual permissions (0o666 minus the umask), not mkstemp's 0o600; an OSError names `path`."""
+    path, tmp = Path(path), ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(tmp)  # ("" before mkstemp: FileNotFoundError too)
+        raise (OSError(e.errno, e.strerror, str(path)) if isinstance(e, OSError) else e) from None
     return path
 
 
