@@ -443,3 +443,62 @@ def test_an_atomic_write_error_names_the_target_not_its_temporary_file(tmp_path)
     with pytest.raises(NotADirectoryError) as e:
         atomic_write_bytes(target, b"x")
     assert e.value.filename == str(target)
+
+
+RESIDUAL_TINY = """\
+name: r
+seeds: 2
+data: {name: teacher, samples: 32, n_in: 4, n_out: 2, task: classes}
+model: {depth: 3, width: 8, activation: relu, residual: {branch: 2}}
+init: [he_normal, fixup]
+train: {optimizer: adam, epochs: 3, batch_size: 16}
+"""
+REFUSED = [  # what `check` fails ("not in this summary") on the results of the config
+    (RESIDUAL_TINY, "{metric: 'layers[5].act_var', max: 1e9}", "index 5 of 5 layers"),
+    (RESIDUAL_TINY, "{metric: 'layers_final[-6].act_var', max: 1e9}", "index -6 of 5 layers"),
+    (RESIDUAL_TINY, "{metric: 'loss_curve.mean[4]', max: 1e9}",
+     "index 4 of 4 loss-curve points"),
+    (RESIDUAL_TINY, "{metric: 'slope[0][0]', max: 1e9}", "only a coordcheck writes it"),
+    (TINY, "{metric: 'loss_curve.steps[-5]', max: 1e9}", "index -5 of 4 loss-curve points"),
+    (TINY, "{metric: stream_ratio, max: 1e9}", "only residual nets (model.residual) write it"),
+    (TINY, "{metric: 'layers[0].chan_var', max: 1e9}", "only residual nets"),
+]
+
+
+@pytest.mark.parametrize("base, entry, message", REFUSED)
+def test_validate_refuses_residual_and_loss_curve_metrics_that_check_could_only_fail(
+        tmp_path, base, entry, message):
+    cfg = write(tmp_path, base + f"expect:\n  - {entry}\n")
+    line = one_line(runner.invoke(app, ["validate", str(cfg)]), 2)
+    assert message in line and line.startswith(f"{cfg}:{base.count(chr(10)) + 2}:"), line
+
+
+def test_what_validate_refuses_check_fails_and_what_it_accepts_check_evaluates(tmp_path):
+    """validate agrees with check on real results: the refused entries are 'not in this
+    summary' for every variant; a residual net's own metrics (stream_ratio, alpha, chan_var)
+    and the last fitting indices validate and pass."""
+    import yaml
+
+    from initlab.check.expect import check_expectations, parse_expectations
+
+    accepted = ["{metric: stream_ratio, max: 1e9}", "{metric: 'alpha.final[0]', max: 1e9}",
+                "{metric: 'layers[4].chan_var', max: 1e9}",
+                "{metric: 'layers[-5].act_var', max: 1e9}",
+                "{metric: 'loss_curve.mean[3]', max: 1e9}",
+                "{metric: stream_ratio_theory, min: 0}"]
+    cfg = write(tmp_path, RESIDUAL_TINY + "expect:\n" + "".join(f"  - {e}\n" for e in accepted))
+    assert runner.invoke(app, ["validate", str(cfg)]).exit_code == 0
+    r = runner.invoke(app, ["run", str(cfg), "-q", "--no-plots", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["check", str(tmp_path / "r")]).exit_code == 0
+    tiny = runner.invoke(app, ["run", str(write(tmp_path, TINY, "t.yaml")), "-q", "--no-plots",
+                               "--out", str(tmp_path / "t")])
+    assert tiny.exit_code == 0, tiny.output
+    for base, entry, _ in REFUSED:
+        summary = json.loads((tmp_path / ("r" if base is RESIDUAL_TINY else "t")
+                              / "summary.json").read_text())
+        found, problems = parse_expectations([yaml.safe_load(entry.replace("1e9", "1.0e+9"))])
+        assert not problems
+        cases = check_expectations(found, summary)
+        assert cases and all(c.passed is False and "not in this summary" in c.message
+                             for c in cases), (entry, [c.message for c in cases])

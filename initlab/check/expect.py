@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from initlab.check.metric import (  # noqa: F401 (re-exported: initlab.check.expect.parse_metric etc.)
+from initlab.check.metric import (
+    COORDCHECK_ONLY,
+    RESIDUAL_LAYER_STATS,
+    RESIDUAL_ONLY,
     SCHEMA,
     SEEDS,
     MetricError,
@@ -207,28 +210,50 @@ def _text_problems(i: int, metric: Any, bound: str, value: Any) -> list[Problem]
     return []
 
 
-def index_problems(found: Sequence[Expectation], seeds: int | None,
-                   layers: int | None) -> list[Problem]:
-    """Indices past the config's seeds (final_loss[5] of 2 seeds) or layers (layers[10] of 3):
-    `check` failed them with exit 1 ("not in this summary"); they are config errors."""
+def index_problems(found: Sequence[Expectation], seeds: int | None, layers: int | None, *,
+                   curve: int | None = None, kind: str | None = None) -> list[Problem]:
+    """What `check` could only fail ("not in this summary"), known from the config: indices
+    past its seeds (final_loss[5] of 2 seeds), its summary's layer rows (layers[10] of 3) or
+    loss-curve points (loss_curve.mean[50] of 21), and metrics its kind of run does not write
+    (`kind`: "mlp", "residual" or "coordcheck"; None: not known). They are config errors."""
     out: list[Problem] = []
 
-    def walk(i: int, metric: str, node: Node) -> None:
+    def not_written(parts: tuple[str | int, ...]) -> str | None:
+        head = parts[0]
+        if kind == "coordcheck":
+            return None if head in (*COORDCHECK_ONLY, "parametrization") else \
+                "a coordcheck's variants hold only " + ", ".join(COORDCHECK_ONLY)
+        if head in COORDCHECK_ONLY:
+            return "only a coordcheck writes it (coordcheck.expect)"
+        if kind == "mlp" and (head in RESIDUAL_ONLY or (
+                head in ("layers", "layers_final") and parts[-1] in RESIDUAL_LAYER_STATS)):
+            return "only residual nets (model.residual) write it"
+        return None
+
+    def walk(i: int, node: Node) -> None:
         if node[0] == "path":
-            parts = node[1].parts
-            n = seeds if SCHEMA.get(parts[0]) == SEEDS else (
-                layers if parts[0] in ("layers", "layers_final") else None)
-            if n is not None and len(parts) > 1 and isinstance(parts[1], int) \
-                    and not -n <= parts[1] < n:
-                what = "seeds" if SCHEMA.get(parts[0]) == SEEDS else "layers"
-                out.append(Problem(i, "metric", f"'{node[1].text}': index {parts[1]} of {n} "
-                                   f"{what}", f"an index from {-n} to {n - 1}"))
+            path: Path = node[1]
+            parts = path.parts
+            reason = not_written(parts) if kind is not None else None
+            if reason is not None:
+                out.append(Problem(i, "metric", f"'{path.text}': {reason}",
+                                   "a metric this config's results hold"))
+                return
+            at, n, what = 1, seeds, "seeds"
+            if SCHEMA.get(str(parts[0])) != SEEDS:
+                at, n, what = (1, layers, "layers") if parts[0] in ("layers", "layers_final") \
+                    else (2, curve, "loss-curve points") if parts[0] == "loss_curve" \
+                    else (0, None, "")
+            k = parts[at] if len(parts) > at else None
+            if n is not None and isinstance(k, int) and not -n <= k < n:
+                out.append(Problem(i, "metric", f"'{path.text}': index {k} of {n} {what}",
+                                   f"an index from {-n} to {n - 1}"))
         for sub in node[1:]:
             if isinstance(sub, tuple):
-                walk(i, metric, sub)
+                walk(i, sub)
 
     for e in found:
-        walk(e.index, e.metric, e.tree)
+        walk(e.index, e.tree)
     return out
 
 

@@ -28,6 +28,11 @@ from initlab.errors import suggest
 SEEDS, NUMBER, TEXT, SERIES = "per-seed", "number", "text", "series"
 LAYER_STATS = ("layer", "width", "act_mean", "act_var", "pre_var", "grad_var", "weight_grad_var",
                "saturated", "dead", "act_var_theory")
+RESIDUAL_LAYER_STATS = ("chan_sq_mean", "chan_var")  # a residual net's layers only
+# the keys only one kind of run writes: the others' checks fail them ("not in this summary")
+RESIDUAL_ONLY = ("stream_ratio", "stream_ratio_theory", "stream_growth_per_block_theory",
+                 "alpha", "alpha_init", "alpha_trained")
+COORDCHECK_ONLY = ("slope", "max_slope", "max_abs_slope", "max_abs_hidden_slope")
 SCHEMA: dict[str, Any] = {
     "final_loss": SEEDS, "final_accuracy": SEEDS, "test_accuracy": SEEDS, "diverged": SEEDS,
     "diverged_step": SEEDS, "lr": NUMBER, "act_ratio": NUMBER, "per_layer_gain": NUMBER,
@@ -35,8 +40,12 @@ SCHEMA: dict[str, Any] = {
     "delayed": SEEDS,
     "steps_to_drop_median": NUMBER, "final_loss_tail_median": NUMBER,
     "loss_curve": {k: SERIES for k in ("steps", "mean", "std", "min", "max")},
-    "layers": [dict.fromkeys(LAYER_STATS, NUMBER)],
-    "layers_final": [dict.fromkeys(LAYER_STATS[:-1], NUMBER)],
+    "layers": [dict.fromkeys(LAYER_STATS + RESIDUAL_LAYER_STATS, NUMBER)],
+    "layers_final": [dict.fromkeys(LAYER_STATS[:-1] + RESIDUAL_LAYER_STATS, NUMBER)],
+    # a residual net's variants (initlab.experiment_residual, docs/residual.md)
+    "stream_ratio": NUMBER, "stream_ratio_theory": NUMBER,
+    "stream_growth_per_block_theory": NUMBER, "alpha_init": NUMBER, "alpha_trained": NUMBER,
+    "alpha": {k: SERIES for k in ("blocks", "init", "final")},
     "parametrization": TEXT,
     # a coordcheck's variants (initlab.sweep.coordcheck): slope[t][l - 1] of log l1 on log
     # width; per step t the largest slope, largest |slope|, largest |slope| before the readout

@@ -369,7 +369,11 @@ def _check_expect_at(doc: Mapping[str, Any], labels: list[str] | None, at: Loc,
         [v["label"] for v in init] if isinstance(init, list) and all(
             isinstance(v, Mapping) and isinstance(v.get("label"), str) for v in init) else None)
     found, problems = parse_expectations(entries, None if init_overridden else labels)
-    problems += index_problems(found, *_seeds_layers(doc))
+    if at[0] == "coordcheck":  # checked on a coordcheck's folder: its own kind of variant
+        problems += index_problems(found, None, None, kind="coordcheck")
+    else:
+        problems += index_problems(found, *_seeds_layers(doc), curve=_curve_points(doc),
+                                   kind=_kind(doc))
     return [Found((*at, p.index, p.key) if p.key else (*at, p.index), p.message,
                    p.expected, p.suggestion, p.at_key)
             for p in problems if isinstance(entries[p.index], Mapping)]
@@ -377,10 +381,45 @@ def _check_expect_at(doc: Mapping[str, Any], labels: list[str] | None, at: Loc,
 
 
 def _seeds_layers(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """The config's seeds and an MLP's layers (hidden widths + the readout) when plain ints."""
+    """The config's seeds and the rows of its summary's `layers` when known (plain ints): an
+    MLP's weight layers (hidden + the readout), a residual net's depth + 2 (input projection,
+    blocks, readout), at most SUMMARY_LAYERS of them plus the chosen ones (results.layers)."""
+    from initlab.results.layers import summary_layers
+
     seeds = doc.get("seeds")
     model = doc.get("model")
-    widths = model.get("widths") if isinstance(model, Mapping) else None
-    layers = len(widths) + 1 if isinstance(widths, list) and isinstance(model, Mapping) \
-        and "depth" not in model else None
-    return (seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else None), layers
+    model = model if isinstance(model, Mapping) else {}
+    widths, measure = model.get("widths"), doc.get("measure")
+    depth: int | None = model["depth"] if _int(model.get("depth")) else None
+    wanted = measure.get("layers") if isinstance(measure, Mapping) else None
+    wanted = [l for l in wanted if _int(l)] if isinstance(wanted, list) else None
+    rows: int | None = None
+    if _kind(doc) == "residual" and depth is not None and widths is None:
+        rows = len({*summary_layers(depth + 2, wanted or None), 1, depth})
+    elif _kind(doc) == "mlp" and isinstance(widths, list) and "depth" not in model:
+        rows = len(summary_layers(len(widths) + 1, wanted or None))
+    elif _kind(doc) == "mlp" and depth is not None and widths is None:
+        rows = len(summary_layers(depth + 1, wanted or None))
+    return (seeds if _int(seeds) else None), rows
+
+
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _kind(doc: Mapping[str, Any]) -> str | None:
+    """"residual" (model.residual set), "mlp" (a model without it), None (no model yet)."""
+    model = doc.get("model")
+    if not isinstance(model, Mapping):
+        return None
+    return "mlp" if model.get("residual") is None else "residual"
+
+
+def _curve_points(doc: Mapping[str, Any]) -> int | None:
+    """Points of summary.json's loss_curve: epochs + 1, at most experiment.CURVE_POINTS."""
+    from initlab.experiment import CURVE_POINTS
+
+    train = doc.get("train")
+    epochs = train.get("epochs", 1000) if isinstance(train, Mapping) else 1000
+    return min(epochs + 1, CURVE_POINTS) if isinstance(epochs, int) and \
+        not isinstance(epochs, bool) and epochs >= 0 else None
