@@ -2,7 +2,8 @@
 process, its training time beside its total time (bench.py calls `deep_workload`;
 `python benchmarks/deep_bench.py [CONFIG ...]` alone).
 
-The process runs the real command line (`initlab run CONFIG --out DIR -q --workers 1`) with
+The process runs the real command line as a user types it (`initlab run CONFIG --out DIR -q`:
+--workers auto, so the figures are drawn on every core) with
 `initlab.nn.train.train` timed from inside (training = every optimizer step, the statistics
 recorded on the way and the end-of-training pass; the decision-boundary frames that its
 progress hook draws are not training and are left out); total = the whole process,
@@ -48,7 +49,7 @@ experiment.train = timed
 experiment._BoundaryFrames.record = timed_record
 from initlab.cli import app
 try:
-    app(["run", sys.argv[1], "--out", sys.argv[2], "-q", "--workers", "1"], prog_name="initlab")
+    app(["run", sys.argv[1], "--out", sys.argv[2], "-q"], prog_name="initlab")
 except SystemExit as e:
     if e.code:
         raise

@@ -9,10 +9,11 @@ member's numbers do not depend on which other members share its population.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ FRAME_POINTS = 41  # boundary frames during training: a coarser grid over the sa
 BOUNDARY_CHUNK = 1 << 21  # a boundary pass holds members x points x 6 max(widths) <= this
 BOUNDARY_MARGIN = 0.1  # the grid reaches this fraction of the data's range beyond it
 MAX_FRAMES = 60
+MIN_FRAMES = 12  # the frames' forward passes are at most FRAME_SHARE of training's, but at least
+FRAME_SHARE = 0.15  # this many frames (a minibatch-trained deep net's would otherwise dominate)
 
 
 @dataclass
@@ -213,11 +216,52 @@ def chunk_points(members: int, sizes: list[int], points: int) -> int:
     return max(1, min(points, BOUNDARY_CHUNK // max(members * 6 * max(sizes[1:]), 1)))
 
 
+def frame_count(steps: int, members: int, batch: int, drawn: int, points: int) -> int:
+    """How many boundary frames a run takes: MAX_FRAMES, or fewer when their forward passes
+    (frames x drawn members x grid points, each one pass through the net) would cost more than
+    FRAME_SHARE of training's (steps x members x batch samples, a forward and a backward pass
+    at about three forward passes), but never fewer than MIN_FRAMES. The net's shape cancels:
+    both sides are passes through the same layers. E.g. depth 50, 12 members, batch 16, 1280
+    steps, 6 variants on 41^2 points: 0.15 x 3 x 1280 x 12 x 16 / (6 x 1681) = 11 -> 12."""
+    affordable = FRAME_SHARE * 3 * steps * members * batch / max(drawn * points, 1)
+    return int(min(MAX_FRAMES, max(MIN_FRAMES, math.floor(affordable))))
+
+
+def frame_epochs(epochs: int, count: int) -> np.ndarray:
+    """About `count` distinct epochs from 0..epochs (at most count + 2; the frames are taken
+    at the end of an epoch), always 0 and the last, the others half spaced evenly, half
+    geometrically (the early epochs change most); every epoch when there are no more."""
+    if epochs + 1 <= count:
+        return np.arange(epochs + 1)
+    picked = np.array([0, epochs])
+    for half in range(max(count // 2, 1), epochs + 2):
+        more = np.unique(np.round(np.concatenate(
+            [[0, epochs], np.linspace(0, epochs, half), np.geomspace(1, epochs, half)])))
+        if len(more) > count + 2:
+            break
+        picked = more
+        if len(picked) >= count:
+            break
+    return picked.astype(int)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS at one thread inside (threadpoolctl), whatever it was before."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
               first: np.ndarray | None = None) -> np.ndarray | None:
     """P(class 1) of the members `first` of `pop` (default: each variant's first seed) on the
     grid g^2 (default: `boundary_grid` of the data), (len(first), len(g), len(g)), in chunks of
-    points (`chunk_points`): little memory at any depth; None unless the data are 2-D binary."""
+    points (`chunk_points`): little memory at any depth; None unless the data are 2-D binary.
+    On one BLAS thread (`one_blas_thread`): these are a side product of training, and a BLAS
+    that spreads its (width x width) @ (width x points) products over the cores of a shared
+    machine made each pass 15-20 times slower whenever another process held a core."""
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
     g = boundary_grid(s.dataset.x) if g is None else g
@@ -229,7 +273,7 @@ def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
     members = pop.select(first)
     p = np.empty((members.M, len(grid)))
     step = chunk_points(members.M, s.sizes, len(grid))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), one_blas_thread():
         for start in range(0, len(grid), step):
             z = forward(members, grid[start:start + step], keep=False).out  # no trace kept
             p[:, start:start + step] = 1 / (1 + np.exp(-z[..., 0])) if z.shape[-1] == 1 else \
@@ -242,9 +286,10 @@ class _BoundaryFrames:
     report and the GIF: P(class 1) of each variant's first seed on the frame grid (FRAME_POINTS
     over the data's extent, `boundary_grid`) as uint8
     (round(254 p); 255 = not finite), at <= MAX_FRAMES steps, half spaced evenly, half
-    geometrically (the early steps change most). Taken from the progress hook, which train()
-    calls after each epoch with the population updated in place. `first`: which members of
-    `pop` are drawn (default: every variant's first seed)."""
+    geometrically (the early steps change most). Fewer (`frame_count`, >= MIN_FRAMES) when
+    their forward passes would cost more than FRAME_SHARE of training's. Taken from the
+    progress hook, which train() calls after each epoch with the population updated in place.
+    `first`: which members of `pop` are drawn (default: every variant's first seed)."""
 
     def __init__(self, s: Setup, pop: Population, schedule: Schedule,
                  first: np.ndarray | None = None) -> None:
@@ -254,11 +299,11 @@ class _BoundaryFrames:
         self.grid = boundary_grid(s.dataset.x, FRAME_POINTS) if self.on else np.zeros(0)
         N = len(s.dataset.x)
         full = schedule.batch_size is None or schedule.batch_size >= N
-        total = schedule.epochs * (1 if full else math.ceil(N / int(schedule.batch_size or N)))
-        half = MAX_FRAMES // 2
-        even = np.linspace(0, total, half)
-        geo = np.geomspace(1, max(total, 1), half) if total > 0 else np.zeros(1)
-        self.wanted = np.unique(np.round(np.concatenate([[0], even, geo])).astype(int))
+        batch = N if full else int(schedule.batch_size or N)
+        per_epoch = 1 if full else math.ceil(N / batch)
+        count = frame_count(schedule.epochs * per_epoch, pop.M, batch, len(self.first),
+                            len(self.grid) ** 2)
+        self.wanted = per_epoch * frame_epochs(schedule.epochs, count)
         self.steps: list[int] = []
         self.frames: list[np.ndarray] = []
         self.record(0)

@@ -279,6 +279,60 @@ def test_boundary_is_evaluated_in_chunks_within_the_estimate():
     assert np.allclose(p.reshape(3, -1), 1 / (1 + np.exp(-z)), rtol=1e-12, atol=1e-15)
 
 
+def test_boundary_frames_cost_a_bounded_share_of_training():
+    """Frames are forward passes over the frame grid: at most FRAME_SHARE of training's passes
+    (about 3 per sample and step), never fewer than MIN_FRAMES, never more than MAX_FRAMES."""
+    from initlab import experiment as ex
+
+    # benchmarks/deep50.yaml: 12 members, batch 16, 1280 steps, 6 variants drawn on 41^2
+    assert ex.frame_count(1280, 12, 16, 6, 41 ** 2) == ex.MIN_FRAMES
+    assert ex.frame_count(4000, 12, 16, 6, 41 ** 2) == math.floor(
+        ex.FRAME_SHARE * 3 * 4000 * 12 * 16 / (6 * 41 ** 2))  # 34, between the bounds
+    assert ex.frame_count(2000, 8, 200, 4, 41 ** 2) == ex.MAX_FRAMES  # full batch playground
+    for epochs in range(0, 300, 7):
+        for count in (ex.MIN_FRAMES, 30, ex.MAX_FRAMES):
+            e = ex.frame_epochs(epochs, count)
+            assert e[0] == 0 and e[-1] == epochs and np.all(np.diff(e) > 0)
+            assert 0.9 * min(count, epochs + 1) <= len(e) <= count + 2
+    doc = {"name": "f", "seeds": 2, "data": {"name": "circle", "samples": 64},
+           "model": {"depth": 6, "width": 8, "activation": "tanh"},
+           "init": ["xavier_normal", "he_normal"],
+           "train": {"epochs": 30, "batch_size": 8, "optimizer": "sgd"}}
+    result = ex.run_experiment(resolve(load_config(doc)))
+    steps = result.arrays["boundary_steps"]
+    count = ex.frame_count(240, 4, 8, 2, ex.FRAME_POINTS ** 2)  # 0.15*3*240*4*8/(2*1681): 12
+    assert count == ex.MIN_FRAMES and len(steps) <= count + 2 < 31
+    assert steps[-1] == 240 and np.all(steps % 8 == 0)  # at the end of epochs (8 steps each)
+
+
+def test_boundary_passes_run_on_one_blas_thread(monkeypatch):
+    """A threaded BLAS on a shared machine made the boundary passes 15-20 times slower:
+    inside one_blas_thread every BLAS pool has one thread, and after it what it had."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from initlab import experiment as ex
+
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info()
+              if p["user_api"] == "blas"]
+    seen = []
+    inner = ex.forward
+
+    def spy(*a, **k):
+        seen.append([p["num_threads"] for p in threadpoolctl.threadpool_info()
+                     if p["user_api"] == "blas"])
+        return inner(*a, **k)
+
+    monkeypatch.setattr(ex, "forward", spy)
+    doc = {"name": "b", "data": {"name": "two_moons", "samples": 32},
+           "model": {"depth": 3, "width": 8, "activation": "tanh"},
+           "init": ["xavier_normal"], "train": {"epochs": 0}}
+    s = setup(resolve(load_config(doc)))
+    pop = init_population(s.sizes, s.activation, s.members, dtype=s.dtype)
+    assert _boundary(s, pop) is not None
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info()
+            if p["user_api"] == "blas"] == before
+
+
 # ---------------------------------------------------------------- progress without a terminal
 
 def test_plain_progress_lines_every_tenth_or_ten_seconds():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -123,7 +124,7 @@ def test_missing_numbers_show_a_dash_and_float_noise_no_std():
 @pytest.mark.parametrize("page_bytes", [None, 60_000])
 def test_figures_drawn_in_processes_are_the_same_bytes(binary, monkeypatch, page_bytes):
     """options.workers draws each figure in a forked process: the files and report.html's
-    images are the bytes one process makes, also when the page images must be redrawn
+    images are the bytes one process makes, also when the page images must be resized
     smaller (a small PAGE_IMAGE_BYTES)."""
     result, _ = binary
     if page_bytes is not None:
@@ -134,9 +135,40 @@ def test_figures_drawn_in_processes_are_the_same_bytes(binary, monkeypatch, page
     assert [stem for stem, _ in one[0]] == [stem for stem, _ in three[0]]
     assert len(one[0]) >= 5 and {"png", "svg"} == set(one[0][0][1])
     assert one == three
-    if page_bytes is not None:  # the page's images were drawn again, smaller than the files
+    if page_bytes is not None:  # the page's images were resized, smaller than the files
+        from PIL import Image
+
         assert sum(len(b) for _, b in one[1]) <= page_bytes
         assert sum(len(b) for _, b in one[1]) < sum(len(f["png"]) for _, f in one[0])
+        for (_, files), (_, page) in zip(one[0], one[1], strict=True):
+            big, small = (Image.open(io.BytesIO(b)) for b in (files["png"], page))
+            assert small.format == "PNG" and small.width < big.width
+            assert small.width / big.width == pytest.approx(small.height / big.height, rel=0.05)
+
+
+def test_page_images_first_lose_colours_then_pixels(binary, monkeypatch):
+    """Over PAGE_IMAGE_BYTES, report.html's images become 256-colour PNGs at full size when
+    that is enough, and smaller ones only when it is not; within it, the written bytes."""
+    from PIL import Image
+
+    result, _ = binary
+    files, pages = render.render_images(result)
+    assert pages == [(f"{stem}.png", f["png"]) for stem, f in files]
+    written = sum(len(b) for _, b in pages)
+    palette = sum(len(render._shrink(b, 1.0)) for _, b in pages)
+    assert palette < 0.8 * written
+    monkeypatch.setattr(render, "PAGE_IMAGE_BYTES", (palette + written) // 2)
+    fitted = render.render_images(result)[1]
+    for (_, big), (_, small) in zip(pages, fitted, strict=True):
+        a, b = Image.open(io.BytesIO(big)), Image.open(io.BytesIO(small))
+        assert b.mode == "P" and b.size == a.size
+        assert np.abs(np.asarray(a.convert("RGB"), float)
+                      - np.asarray(b.convert("RGB"), float)).mean() < 2.0  # of 255
+    monkeypatch.setattr(render, "PAGE_IMAGE_BYTES", palette // 3)
+    fitted = render.render_images(result)[1]
+    assert sum(len(b) for _, b in fitted) <= palette // 3
+    assert all(Image.open(io.BytesIO(b)).width < Image.open(io.BytesIO(a)).width
+               for (_, a), (_, b) in zip(pages, fitted, strict=True))
 
 
 def test_drawing_processes_are_gone_after_a_failing_figure(binary, monkeypatch):
