@@ -42,7 +42,7 @@ Symbols (all from the resolved config and the data set's shape):
                                      passes over C_b grid points at a time (z, h, phi' of two
                                      layers in turn and temporaries, whatever the depth;
                                      C_b = min(G², 2^21 / (6 V n_max)), see
-                                     experiment.chunk_points), the G x G grid's
+                                     boundary.chunk_points), the G x G grid's
                                      points (G = 101), P(class 1) on it and its copy, F <= 62
                                      uint8 frames of g x g (g = 41) during training
     base        = 200 MB                 Python, NumPy, matplotlib
@@ -84,7 +84,7 @@ BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
 LOADER_BYTES = {"digits": 100 * 10**6}  # importing scikit-learn: 80 MB of RSS measured
-FRAMES = 62  # experiment.MAX_FRAMES and the first and last step
+FRAMES = 62  # boundary.MAX_FRAMES and the first and last step
 MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
@@ -333,7 +333,7 @@ class Plan:
 
 def boundary_bytes(variants: int, sizes: list[int], itemsize: int) -> int:
     """Bytes of the decision boundary's evaluation (see the module formula)."""
-    from initlab.experiment import BOUNDARY_POINTS, FRAME_POINTS, chunk_points
+    from initlab.boundary import BOUNDARY_POINTS, FRAME_POINTS, chunk_points
 
     grid = BOUNDARY_POINTS ** 2
     chunk = chunk_points(variants, sizes, grid)

@@ -14,10 +14,11 @@ from fakes import fake_result
 from typer.testing import CliRunner
 
 from initlab.api import resolve
+from initlab.boundary import BOUNDARY_CHUNK, boundary_grid, chunk_points
 from initlab.cli import app
 from initlab.cli.progress import PlainProgress
 from initlab.config.schema import load_config
-from initlab.experiment import BOUNDARY_CHUNK, _boundary, boundary_grid, chunk_points, setup
+from initlab.experiment import _boundary, setup
 from initlab.nn.model import init_population
 from initlab.report import axes as axes_mod
 from initlab.report import interactive, layer_plots, plots, render, theory_plots
@@ -282,7 +283,8 @@ def test_boundary_is_evaluated_in_chunks_within_the_estimate():
 def test_boundary_frames_cost_a_bounded_share_of_training():
     """Frames are forward passes over the frame grid: at most FRAME_SHARE of training's passes
     (about 3 per sample and step), never fewer than MIN_FRAMES, never more than MAX_FRAMES."""
-    from initlab import experiment as ex
+    from initlab import boundary as ex
+    from initlab.experiment import run_experiment
 
     # benchmarks/deep50.yaml: 12 members, batch 16, 1280 steps, 6 variants drawn on 41^2
     assert ex.frame_count(1280, 12, 16, 6, 41 ** 2) == ex.MIN_FRAMES
@@ -298,7 +300,7 @@ def test_boundary_frames_cost_a_bounded_share_of_training():
            "model": {"depth": 6, "width": 8, "activation": "tanh"},
            "init": ["xavier_normal", "he_normal"],
            "train": {"epochs": 30, "batch_size": 8, "optimizer": "sgd"}}
-    result = ex.run_experiment(resolve(load_config(doc)))
+    result = run_experiment(resolve(load_config(doc)))
     steps = result.arrays["boundary_steps"]
     count = ex.frame_count(240, 4, 8, 2, ex.FRAME_POINTS ** 2)  # 0.15*3*240*4*8/(2*1681): 12
     assert count == ex.MIN_FRAMES and len(steps) <= count + 2 < 31
@@ -309,7 +311,7 @@ def test_boundary_passes_run_on_one_blas_thread(monkeypatch):
     """A threaded BLAS on a shared machine made the boundary passes 15-20 times slower:
     inside one_blas_thread every BLAS pool has one thread, and after it what it had."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from initlab import experiment as ex
+    from initlab import boundary as ex
 
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()
               if p["user_api"] == "blas"]

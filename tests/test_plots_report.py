@@ -121,6 +121,23 @@ def test_missing_numbers_show_a_dash_and_float_noise_no_std():
     assert report.mean_std([1.0, 3.0]) == "2 ± 1"
 
 
+def test_theory_flags_of_a_deep_net_read_as_one_clause_per_reason():
+    """Dozens of per-layer flags become runs of layers and the range of the ratio, per reason;
+    a flag not in theory_flags' form is kept as it is."""
+    why = "finite width: narrower than 100"
+    flags = [f"layer {n}: measured/theory = {r} ({why})" for n, r in
+             [(17, 0.61), (19, 0.6), (20, 0.55), (21, 0.53), (40, 0.66)]]
+    flags.append("layer 3: measured/theory = 2.5 (saturation: 20% of units)")
+    text = report._flags_text({"theory_flags": [*flags, "something else"]})
+    assert text == (" Theory and measurement part ways: layers 17, 19-21, 40, measured/theory "
+                    f"0.53 to 0.66 ({why}); layer 3, measured/theory 2.5 (saturation: 20% of "
+                    "units); something else.")
+    many = [f"layer {n}: measured/theory = 0.5 ({why})" for n in range(2, 60, 2)]
+    assert report._flags_text({"theory_flags": many}).count("layer") == 1
+    assert "and 25 more" in report._flags_text({"theory_flags": many})
+    assert report._flags_text({"theory_flags": []}) == ""
+
+
 @pytest.mark.parametrize("page_bytes", [None, 60_000])
 def test_figures_drawn_in_processes_are_the_same_bytes(binary, monkeypatch, page_bytes):
     """options.workers draws each figure in a forked process: the files and report.html's

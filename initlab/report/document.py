@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,47 @@ MAX_FLAGS = 6  # theory flags written out per variant in the reports
 MAX_LSUV = 24  # LSUV rescalings written out per seed
 
 
+_FLAG = re.compile(r"layer (\d+): measured/theory = (\S+) \((.*)\)$")
+
+
+def _layer_runs(layers: list[int], most: int = 4) -> str:
+    """[17, 19, 20, 21, 30] -> 'layers 17, 19-21, 30' (at most `most` runs, then 'and N more')."""
+    runs: list[list[int]] = []
+    for layer in sorted(layers):
+        if runs and layer == runs[-1][1] + 1:
+            runs[-1][1] = layer
+        else:
+            runs.append([layer, layer])
+    text = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    rest = sum(b - a + 1 for a, b in runs[most:])
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(text) + \
+        (f" and {rest} more" if rest else "")
+
+
 def _flags_text(v: dict) -> str:
-    """' Theory and measurement part ways: ...' from a variant's theory_flags ('' if none)."""
+    """' Theory and measurement part ways: ...' from a variant's theory_flags ('' if none):
+    one clause per reason, its layers as runs and the range of measured/theory, so that a deep
+    net's dozens of flags read as a sentence (summary.json keeps every flag)."""
     flags = [str(f) for f in v.get("theory_flags") or []]
-    if len(flags) > MAX_FLAGS:  # a deep net: the first few, the rest counted
-        flags = [*flags[:MAX_FLAGS], f"and {len(flags) - MAX_FLAGS} more layers (summary.json)"]
-    return f" Theory and measurement part ways: {'; '.join(flags)}." if flags else ""
+    groups: dict[str, list[tuple[int, float]]] = {}
+    other: list[str] = []
+    for flag in flags:
+        m = _FLAG.match(flag)
+        try:
+            layer, ratio = int(m.group(1)), float(m.group(2))  # type: ignore[union-attr]
+        except (AttributeError, ValueError):  # not in theory_flags' form: as it is
+            other.append(flag)
+            continue
+        groups.setdefault(m.group(3), []).append((layer, ratio))  # type: ignore[union-attr]
+    parts = []
+    for why, seen in groups.items():
+        lo, hi = (f"{x:.3g}" for x in (min(r for _, r in seen), max(r for _, r in seen)))
+        parts.append(f"{_layer_runs([n for n, _ in seen])}, measured/theory "
+                     f"{lo if lo == hi else f'{lo} to {hi}'} ({why})")
+    if len(other) > MAX_FLAGS:
+        other = [*other[:MAX_FLAGS], f"and {len(other) - MAX_FLAGS} more (summary.json)"]
+    parts += other
+    return f" Theory and measurement part ways: {'; '.join(parts)}." if parts else ""
 
 
 def _lsuv_text(v: dict) -> str:

@@ -148,9 +148,9 @@ def theory_flags(measured: Sequence[float], predicted: Sequence[float], widths: 
         if abs(math.log(m / p)) <= math.log(FLAG_RATIO):
             continue
         if widths[l] < NARROW or (l > 0 and widths[l - 1] < NARROW):
-            why = "finite width (narrow layers)"
+            why = f"finite width: narrower than {NARROW}"
         elif sat[l] > SATURATED:
-            why = f"saturation ({sat[l]:.0%} of units)"
+            why = f"saturation: {sat[l]:.0%} of units"
         else:
             why = "non-Gaussian or non-centred input"
         flags.append(f"layer {l + 1}: measured/theory = {m / p:.3g} ({why})")
