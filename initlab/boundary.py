@@ -80,17 +80,21 @@ def one_blas_thread() -> Iterator[None]:
 
 
 def probabilities(members: Population, g: np.ndarray, sizes: list[int],
-                  dtype: type = np.float64) -> np.ndarray:
+                  dtype: type = np.float64, sized_for: int | None = None) -> np.ndarray:
     """P(class 1) of every member on the grid g x g, (M, len(g), len(g)); row i is x2 = g[i],
     column j is x1 = g[j]. Forward passes over `chunk_points` grid points at a time (no trace
     kept: little memory at any depth), on one BLAS thread (`one_blas_thread`): these are a side
     product of training, and a BLAS that spreads its (width x width) @ (width x points)
     products over the cores of a shared machine made each pass 15-20 times slower whenever
-    another process held a core. One logit: sigmoid; two: softmax's second class."""
+    another process held a core. One logit: sigmoid; two: softmax's second class.
+    `sized_for`: the members the chunks are sized for (default members.M): a run's worker that
+    draws a few of the members passes the run's count, so that it cuts the same chunks and
+    BLAS rounds every product as the one process does (the chunk's width changes OpenBLAS's
+    rounding in the last bit)."""
     xx, yy = np.meshgrid(g, g)
     grid: np.ndarray = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(dtype)
     p = np.empty((members.M, len(grid)))
-    step = chunk_points(members.M, sizes, len(grid))
+    step = chunk_points(members.M if sized_for is None else sized_for, sizes, len(grid))
     with np.errstate(all="ignore"), one_blas_thread():
         for start in range(0, len(grid), step):
             z = forward(members, grid[start:start + step], keep=False).out

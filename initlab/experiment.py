@@ -194,14 +194,15 @@ def _boundary(s: Setup, pop: Population, g: np.ndarray | None = None,
               first: np.ndarray | None = None) -> np.ndarray | None:
     """P(class 1) of the members `first` of `pop` (default: each variant's first seed) on the
     grid g^2 (default: `boundary_grid` of the data), (len(first), len(g), len(g)), in chunks of
-    points (`boundary.probabilities`); None unless the data are 2-D binary."""
+    points sized for every variant's first seed (`boundary.probabilities`: the same bytes
+    whichever members a worker draws); None unless the data are 2-D binary."""
     if s.dataset.n_in != 2 or s.dataset.task != "binary":
         return None
     g = boundary_grid(s.dataset.x) if g is None else g
     first = first_seeds(s) if first is None else first
     if len(first) == 0:
         return np.zeros((0, len(g), len(g)))
-    return probabilities(pop.select(first), g, s.sizes, s.dtype)
+    return probabilities(pop.select(first), g, s.sizes, s.dtype, sized_for=len(s.variants))
 
 
 class _BoundaryFrames:
@@ -224,8 +225,8 @@ class _BoundaryFrames:
         full = schedule.batch_size is None or schedule.batch_size >= N
         batch = N if full else int(schedule.batch_size or N)
         per_epoch = 1 if full else math.ceil(N / batch)
-        count = frame_count(schedule.epochs * per_epoch, pop.M, batch, len(self.first),
-                            len(self.grid) ** 2)
+        count = frame_count(schedule.epochs * per_epoch, len(s.members), batch,  # the run's,
+                            len(s.variants), len(self.grid) ** 2)  # so every worker's steps
         self.wanted = per_epoch * frame_epochs(schedule.epochs, count)
         self.steps: list[int] = []
         self.frames: list[np.ndarray] = []
