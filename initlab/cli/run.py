@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -234,6 +235,7 @@ def report(
                                   workers=cores())  # the figures drawn on every core
     with reporting(debug):
         result = load_result(results_dir)
+        _rewritable(results_dir)
         try:
             written = write_result(result, results_dir, options=options)
             table = summary_table(result.summary)
@@ -249,3 +251,25 @@ def report(
             ) from None
     out.print(table, soft_wrap=False)
     err.print(f"report: {written}/report.html", markup=False)
+
+
+def _rewritable(folder: Path) -> None:
+    """`report` rebuilds the folder beside it and swaps it in: the parent must take a new
+    folder and the folder itself new files (probes made and removed), else one line, exit 2,
+    before anything is drawn. A read-only folder in a writable parent was replaced, and its
+    old copy, which could not be emptied, was left behind as `.<name>.old-*`."""
+    import tempfile
+
+    from initlab.results.folder import OutputError
+
+    where = folder
+    try:
+        where = folder.parent
+        os.rmdir(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=where))
+        where = folder
+        fd, probe = tempfile.mkstemp(prefix=".report-probe-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write the report here ({where}: "
+                          f"{e.strerror or e}); nothing was replaced") from None
