@@ -203,8 +203,13 @@ def sentence(e: Evidence, found: list[str], peers: Sequence[Evidence] = ()) -> s
     if main == "diverged":
         step = f" (first at step {e.first_diverged_step})" if e.first_diverged_step is not None \
             else ""
-        why = (f"activations grow about {e.per_layer_gain:.3g}x per layer at init"
-               if e.per_layer_gain > 1.5 else "the steps were too large for this start")
+        grow = f"activations grow about {e.per_layer_gain:.3g}x per layer at init" \
+            if e.per_layer_gain > 1.5 else ""
+        if e.steps == 0:  # no optimizer step was taken (epochs: 0): no step can be to blame
+            return (f"{e.n_diverged} of {e.seeds} seeds diverged{step}: the loss or gradients "
+                    "were already non-finite at init, before any optimizer step"
+                    + (f"; {grow}" if grow else "") + ".")
+        why = grow or "the steps were too large for this start"
         return (f"{e.n_diverged} of {e.seeds} seeds diverged{step}: the loss or gradients "
                 f"became non-finite and the member was frozen; {why}.")
     if main == "symmetric":

@@ -286,6 +286,9 @@ def test_zero_epochs_with_a_non_finite_loss_at_init_is_diverged(tmp_path):
     v = initlab.run(cfg).summary["variants"][0]
     assert v["diverged"] == [True, True] and v["diverged_step"] == [0, 0]
     assert v["diagnosis"] == "diverged" and "nan" not in v["sentence"].lower()
+    # no step was taken, so none was "too large" (the sentence said so)
+    assert "before any optimizer step" in v["sentence"], v["sentence"]
+    assert "steps were too large" not in v["sentence"], v["sentence"]
 
 
 def test_an_infinite_rtol_accepts_every_finite_number_and_zero_equals_zero():
