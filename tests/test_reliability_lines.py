@@ -310,6 +310,8 @@ def test_an_output_under_a_file_or_in_proc_is_one_line_and_nothing_trains(tmp_pa
     for command in ("run", "sweep"):
         line = one_line(runner.invoke(app, [command, str(cfg), "--out", out, "-q"]), 2)
         assert "cannot write" in line and out in line, line
+        # run said "File exists" (mkdir of the parent), as if the output itself existed
+        assert ("a file is on the path" in line) == out.startswith("afile"), line
     assert (tmp_path / "afile").read_text() == "mine\n"
 
 

@@ -410,10 +410,9 @@ def _refusal(folder: Path, kind: str, writer: str) -> str:
 
 
 def preflight(out_dir: str | Path, *, writer: str = "run") -> Path:
-    """Before any training: `out_dir` can be written by `writer` ("run" or "sweep"). Its
-    parents are created, a probe folder is made and removed beside (run) or inside (sweep) it,
-    so an unwritable place, a file on the path or a name too long fail now, in one line
-    (OutputError, exit 2); a folder of the other kind is refused (NotAResultsFolderError)."""
+    """Before any training, `out_dir` can be written by `writer` ("run"/"sweep"): parents made, a
+    probe folder made and removed beside (run) or inside (sweep) it; an unwritable place, a file
+    on the path, a name too long: OutputError (exit 2); the other kind: NotAResultsFolderError."""
     out_dir = Path(os.path.abspath(out_dir))
     kind = folder_kind(out_dir)
     if (writer == "run" and kind in ("sweep", "other", "file")) or \
@@ -422,11 +421,12 @@ def preflight(out_dir: str | Path, *, writer: str = "run") -> Path:
     where = out_dir if writer == "sweep" else out_dir.parent
     try:
         where.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=where)
-        os.rmdir(probe)
-    except OSError as e:
-        raise OutputError(f"{out_dir}: cannot write results here: "
-                          f"{e.strerror or e}; choose another --out") from None
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=where))
+    except OSError as e:  # mkdir's FileExistsError ("File exists") meant a file on the path
+        why = "a file is on the path" if isinstance(e, FileExistsError | NotADirectoryError) \
+            else e.strerror or e
+        raise OutputError(f"{out_dir}: cannot write results here: {why}; choose another --out") \
+            from None
     return out_dir
 
 
