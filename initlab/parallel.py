@@ -36,8 +36,6 @@ import concurrent.futures as cf
 import contextlib
 import itertools
 import os
-import signal
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,6 +44,7 @@ import numpy as np
 
 from initlab.experiment import Setup, Trained, assemble, run_experiment, setup, train_members
 from initlab.nn.train import History, Progress
+from initlab.processes import become_worker
 from initlab.results.folder import Result
 
 AUTO_MIN_MEMBERS = 8  # members per worker below which a split does not pay (docs: README)
@@ -115,29 +114,9 @@ def resolve_workers(workers: int | str, s: Setup | None) -> int:
 _progress: Any = None  # the driver's shared array of steps done, one slot per chunk
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this worker end when its parent does (SIGKILL by the kernel on Linux; elsewhere a
-    thread that watches the parent's pid)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _init_worker(progress: Any) -> None:
     global _progress
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which kills us
-    _die_with_parent(os.getppid())
+    become_worker()  # Ctrl-C reaches the driver, which ends us; we die with it
     _progress = progress
 
 

@@ -143,3 +143,19 @@ def layer_ticks(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))
+
+
+def finish_layer_axes(ax: Any, limits: tuple[float, float] | None, hidden: int, title: str,
+                      xlabel: str, ylabel: str, L: int) -> None:
+    """A per-layer log-scale panel's common end: the log axis on `limits` (None: linear, no
+    finite positive value), the count of `hidden` points in the title (log_series' markers on
+    the edges), labels, the layer axis from 1 to L, a light grid."""
+    if limits is not None:
+        ax.set_yscale("log")
+        ax.set_ylim(*limits)
+        log_ticks(ax.yaxis, *limits)
+    note = f"\n({hidden} points off the axis: ▼ ≈ 0 or below, ▲ above)" if hidden else ""
+    ax.set(title=title + note, xlabel=xlabel, ylabel=f"{ylabel}, mean over seeds (log scale)",
+           xlim=(0.5, L + 0.5) if L < 10 else (1, L))
+    layer_ticks(ax.xaxis)
+    ax.grid(True, alpha=0.3)

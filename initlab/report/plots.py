@@ -20,8 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from initlab.report.axes import LOG_AXIS_MAX, log_limits, log_series, log_ticks
-from initlab.report.axes import layer_ticks as layer_axis
+from initlab.report.axes import LOG_AXIS_MAX, finish_layer_axes, log_limits, log_series, log_ticks
 from initlab.report.style import DPI, MAX_PIXELS, OKABE_ITO, TAB10, fmt, labels_of, palette  # noqa: F401 (re-exported: initlab.report.plots.fmt etc.)
 from initlab.results.folder import Result, loss_steps
 
@@ -164,16 +163,7 @@ def plot_variance(result: Result) -> Figure:
             if stat == "act_var" and theory is not None and r == 0:
                 log_series(ax, layers, np.asarray(theory[v], dtype=float), limits, color=c,
                            lw=1.2, ls="--")
-        if limits is not None:
-            ax.set_yscale("log")
-            ax.set_ylim(*limits)
-            log_ticks(ax.yaxis, *limits)
-        note = f"\n({hidden} points off the axis: ▼ ≈ 0 or below, ▲ above)" if hidden else ""
-        ax.set(title=title + note, xlabel="layer l (1 = first weight layer)",
-               ylabel=f"{ylabel}, mean over seeds (log scale)",
-               xlim=(0.5, L + 0.5) if L < 10 else (1, L))
-        layer_axis(ax.xaxis)
-        ax.grid(True, alpha=0.3)
+        finish_layer_axes(ax, limits, hidden, title, "layer l (1 = first weight layer)", ylabel, L)
     styles = [Line2D([], [], color="0.3", lw=2, marker="o", ms=4, label="at init")]
     if end:
         styles.append(Line2D([], [], color="0.3", lw=1.2, alpha=0.45, marker=".",

@@ -15,13 +15,13 @@ import dataclasses
 import functools
 import io
 import math
-import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from initlab.processes import become_worker
 from initlab.report import document, style
 from initlab.results import folder as results_folder
 from initlab.results.folder import Result, atomic_write_bytes, atomic_write_text
@@ -178,15 +178,6 @@ def _render(stem: str) -> tuple[str, dict[str, bytes], bytes | None]:
     return stem, files, files.get("png") or figure_bytes(fig, "png", options.dpi)
 
 
-def _drawing_process() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the run, which ends us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the run's handler: the pool's end
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the run
-
-
 @contextlib.contextmanager
 def _mapper(workers: int, tasks: int) -> Iterator[Callable[..., list]]:
     """map() in `workers` forked processes, or in this one (one worker or task, no fork on
@@ -197,7 +188,7 @@ def _mapper(workers: int, tasks: int) -> Iterator[Callable[..., list]]:
     if n < 2 or "fork" not in mp.get_all_start_methods() or threading.active_count() > 1:
         yield lambda f, xs: list(map(f, xs))
         return
-    with mp.get_context("fork").Pool(n, initializer=_drawing_process) as pool:
+    with mp.get_context("fork").Pool(n, initializer=become_worker) as pool:
         yield lambda f, xs: pool.map(f, xs, chunksize=1)  # leaving terminates the pool
 
 

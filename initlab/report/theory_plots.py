@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 
 from initlab import theory
 from initlab.nn.activations import Activation, get_activation
-from initlab.report.axes import layer_ticks, log_limits, log_series, log_ticks
+from initlab.report.axes import finish_layer_axes, log_limits, log_series
 from initlab.report.plots import (
     DPI,
     MARKER_LAYERS,
@@ -141,16 +141,7 @@ def plot_signal_propagation(result: Result) -> Figure | None:
         for v, label in enumerate(labels):
             hidden += log_series(ax, layers, means[v], limits, color=colours[label], lw=2,
                                  marker="o" if marker else None, ms=4)
-        if limits is not None:
-            ax.set_yscale("log")
-            ax.set_ylim(*limits)
-            log_ticks(ax.yaxis, *limits)
-        note_off = f"\n({hidden} points off the axis: ▼ ≈ 0 or below, ▲ above)" if hidden else ""
-        ax.set(title=title + note_off, xlabel="layer l (last = output)",
-               ylabel=f"{ylabel}, mean over seeds (log scale)",
-               xlim=(0.5, L + 0.5) if L < 10 else (1, L))
-        layer_ticks(ax.xaxis)
-        ax.grid(True, alpha=0.3)
+        finish_layer_axes(ax, limits, hidden, title, "layer l (last = output)", ylabel, L)
     handles = [Line2D([], [], color=colours[lab], lw=2, marker="o" if marker else None, ms=4,
                       label=lab) for lab in labels]  # every variant, drawn or at zero (▼)
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)

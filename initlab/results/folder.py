@@ -43,6 +43,7 @@ import numpy as np
 import yaml
 
 from initlab.errors import InitlabError
+from initlab.processes import pid_alive
 from initlab.results.shape import check_shape
 
 try:  # POSIX only; elsewhere writers are not serialized
@@ -284,16 +285,6 @@ def _siblings(out_dir: Path, kind: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def recover(out_dir: str | Path) -> None:
     """Finish a swap that was interrupted: a lone `.old` folder becomes `<name>` again, stale
     `.old` folders beside an existing `<name>` and temp folders of dead processes are removed.
@@ -306,7 +297,7 @@ def recover(out_dir: str | Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     for tmp in _siblings(out_dir, "tmp"):
         pid = tmp.name.rsplit(".tmp-", 1)[-1].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
+from initlab.processes import become_worker, pid_alive
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -38,41 +38,7 @@ def limit_threads(threads: int = 1) -> None:
         threadpool_limits(threads)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # alive, another user's
-    return True
-
-
 _HELD_LOCKS: set[int] = set()  # fds of the locks this driver holds (closed in forked workers)
-WATCH_SECONDS = 0.5  # how often a worker checks that its driver is alive
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process when the thread that forked it exits."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import signal
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def _watch_driver(driver: int, parent: int) -> None:
-    """A worker's daemon thread: exit at once when the driver (or the parent that started this
-    process) is gone, so no orphan keeps computing after its driver was killed."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(WATCH_SECONDS)
-            if os.getppid() != parent or not _pid_alive(driver):
-                os._exit(70)
-
-    threading.Thread(target=watch, name="initlab-watch-driver", daemon=True).start()
 
 
 def worker_init(driver: int, inherited: Sequence[int] = (), threads: int = 1,
@@ -83,18 +49,10 @@ def worker_init(driver: int, inherited: Sequence[int] = (), threads: int = 1,
     the driver included), leaves Ctrl-C to the driver (which stops the workers) and runs
     at most `threads` BLAS threads, then `initializer(*initargs)` (run --workers: its
     progress queue)."""
-    import signal
-
     for fd in inherited:
         with contextlib.suppress(OSError):
             os.close(fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
-    parent = os.getppid()
-    if not _pid_alive(driver):
-        os._exit(70)
-    _watch_driver(driver, parent)
+    become_worker(driver)
     limit_threads(threads)
     if initializer is not None:
         initializer(*initargs)
@@ -151,7 +109,7 @@ def _acquire(folder: Path) -> Any:
             if not ok:
                 pid = _owner(f)
                 f.close()
-                if pid is None or _pid_alive(pid):
+                if pid is None or pid_alive(pid):
                     raise SweepBusyError(
                         f"{folder}: another sweep is writing here "
                         f"({f'pid {pid}' if pid else 'another process'}); wait for it to "

@@ -169,11 +169,11 @@ def _replaced(section: list[Axis], grid: Sequence[Axis]) -> list[Axis]:
 def _remove_stale_copies() -> None:
     """Remove the config copies (`.sweep-<pid>-*.yaml` in the temp folder) of planning
     processes that died before their `finally` (SIGKILL)."""
-    from initlab.results.folder import _pid_alive
+    from initlab.processes import pid_alive
 
     for p in Path(tempfile.gettempdir()).glob(".sweep-*-*.yaml"):
         pid = p.name.split("-")[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             with contextlib.suppress(OSError):
                 p.unlink()
 
