@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # mypy: the core packages whole, and the modules that turn a config into a Result
 CORE   := initlab/nn initlab/theory initlab/data initlab/config initlab/registry.py \
           initlab/errors.py initlab/experiment.py initlab/experiment_residual.py \
-          initlab/boundary.py \
+          initlab/boundary.py initlab/processes.py \
           initlab/diagnosis.py initlab/outcomes.py \
           initlab/api.py
 
