@@ -135,14 +135,18 @@ def _best(e: Evidence, peers: Sequence[Evidence]) -> Evidence | None:
     return min(others, key=lambda p: p.loss_tail) if others else None
 
 
+SAME_LOSS = 1.1  # a loss within 10% of the best variant's is "about the same"; beyond, a ratio
+
+
 def _against(e: Evidence, peers: Sequence[Evidence]) -> str:
-    """', about the same as appropriate's 0.007' and the like ('' without a comparison)."""
+    """', about the same as appropriate's 0.007' (within SAME_LOSS), ', 1.2x appropriate's
+    0.00687' and the like ('' without a comparison)."""
     best = _best(e, peers)
     if best is None or not math.isfinite(e.loss_tail):
         return ""
     if e.loss_tail <= best.loss_tail:
         return ", the lowest of all variants"
-    if e.loss_tail <= 2 * best.loss_tail:
+    if e.loss_tail <= SAME_LOSS * best.loss_tail:
         return f", about the same as {best.label}'s {_g(best.loss_tail)}"
     times = e.loss_tail / best.loss_tail
     return f", {times:.0f}x {best.label}'s {_g(best.loss_tail)}" if times >= 10 else \

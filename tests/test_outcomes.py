@@ -118,7 +118,9 @@ def test_delayed_sentence_says_the_init_state_and_the_wait() -> None:
     assert found[:2] == ["delayed", "vanishing"]
     text = sentence(slow, found, [slow, fast])
     assert "0.0041x per layer at init" in text and "waited 480" in text
-    assert "about the same as appropriate's 0.007" in text
+    assert "1.1x appropriate's 0.007" in text  # 0.008 / 0.007 = 1.14: a ratio, not "the same"
+    near = _evidence(label="near", loss_tail=0.0075)
+    assert "about the same as appropriate's 0.007" in sentence(near, diagnose(near), [near, fast])
     assert diagnose(_evidence(delayed_seeds=2)) == ["healthy"]  # 2 of 5 seeds: not delayed
 
 
