@@ -65,7 +65,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,9 +218,22 @@ def generation_bytes(spec: Mapping[str, Any], samples: int) -> int:
 
 
 def data_shape(cfg: Mapping[str, Any], source: str | None = None,
-               limit: int | None = None) -> DataShape:
+               limit: int | None = None, overridden: Sequence[str] | None = None) -> DataShape:
     """The data set's size and the net's input/output widths, without loading a large set.
-    Bad data parameters become a ConfigError at `source` (the config file)."""
+    Bad data parameters become a ConfigError at `source` (the config file); with `overridden`
+    (the key paths set on the command line), at the key's LINE:COL in it or at `--set`."""
+    try:
+        return _data_shape(cfg, source, limit)
+    except ConfigError as e:
+        if overridden is None:
+            raise
+        from initlab.config.positions import locate
+
+        raise type(e)([locate(p, overridden) for p in e.problems]) from None
+
+
+def _data_shape(cfg: Mapping[str, Any], source: str | None,
+                limit: int | None) -> DataShape:
     from initlab import experiment
 
     try:
@@ -419,9 +432,10 @@ def check(plan: Plan, limit: int | None = None, source: str | None = None) -> Pl
 
 
 def guard(cfg: Mapping[str, Any], max_memory: int | None = None,
-          source: str | None = None) -> Plan:
+          source: str | None = None, overridden: Sequence[str] | None = None) -> Plan:
     """The plan of a resolved config, refused up front (ResourceError, exit 2) when it needs
-    more memory than `max_memory` bytes or, without it, than the machine has available."""
+    more memory than `max_memory` bytes or, without it, than the machine has available.
+    `overridden`: see `data_shape`."""
     room = max_memory if max_memory is not None else available_memory()
-    plan = estimate(cfg, data_shape(cfg, source, room))
+    plan = estimate(cfg, data_shape(cfg, source, room, overridden))
     return check(plan, max_memory, source)

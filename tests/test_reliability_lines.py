@@ -504,3 +504,56 @@ def test_what_validate_refuses_check_fails_and_what_it_accepts_check_evaluates(t
         cases = check_expectations(found, summary)
         assert cases and all(c.passed is False and "not in this summary" in c.message
                              for c in cases), (entry, [c.message for c in cases])
+
+
+# ---------------------------------------------------------------- validate agrees with run
+
+MSE_ON_BINARY = """\
+name: mse
+data: {name: circle, samples: 40}
+model: {widths: [4], activation: tanh}
+init: [xavier_normal]
+train: {epochs: 2, loss: mse}
+"""
+
+
+def test_validate_refuses_what_run_refuses_at_the_key_line(tmp_path):
+    """A loss that does not fit the data set, or data parameters the generator refuses, were
+    'ok' for validate and refused by run without a line: both now say FILE:LINE:COL."""
+    cfg = tmp_path / "mse.yaml"
+    cfg.write_text(MSE_ON_BINARY)
+    for args in (["validate", str(cfg)], ["run", str(cfg), "--dry-run"]):
+        line = one_line(runner.invoke(app, args), 2)
+        assert line.startswith(f"{cfg}:5:26: train.loss: loss 'mse' does not fit"), line
+        assert "'bce' or 'softmax_ce' or 'auto'" in line
+    bad = tmp_path / "noise.yaml"
+    bad.write_text(MSE_ON_BINARY.replace("{name: circle, samples: 40}",
+                                         "{name: two_moons, samples: 40, noise: -1}")
+                   .replace(", loss: mse", ""))
+    line = one_line(runner.invoke(app, ["validate", str(bad)]), 2)
+    assert line.startswith(f"{bad}:2:7: data: ") and "noise" in line, line
+
+
+def test_a_set_override_is_named_as_such_not_the_files_line(tmp_path):
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(MSE_ON_BINARY.replace(", loss: mse", ", loss: bce"))
+    line = one_line(runner.invoke(app, ["run", str(cfg), "--set", "train.loss=mse",
+                                        "--dry-run"]), 2)
+    assert line.startswith("--set: train.loss: loss 'mse' does not fit"), line
+
+
+def test_validate_does_not_build_a_large_data_set(tmp_path):
+    """A teacher with 12000 x 12000 hidden layers would take 1.2 GB to generate: validate
+    leaves it to run's memory guard instead of allocating it."""
+    import tracemalloc
+
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(MSE_ON_BINARY.replace(
+        "{name: circle, samples: 40}", "{name: teacher, samples: 200, n_in: 4, "
+        "hidden: [12000, 12000]}").replace(", loss: mse", ""))
+    tracemalloc.start()
+    r = runner.invoke(app, ["validate", str(cfg)])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.exit_code == 0, r.output
+    assert peak < 100 * 2**20, peak

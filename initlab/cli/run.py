@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -81,7 +82,8 @@ def run(
     with reporting(debug):
         cfg = load_config(config, overrides=set_ or ())
         resolved = resolve(cfg)
-        plan = resources.guard(resolved, limit, source=config)
+        plan = resources.guard(resolved, limit, source=config,
+                               overridden=[o.split("=", 1)[0].strip() for o in set_ or ()])
         if dry_run:
             for line in plan.lines():
                 out.print(line, markup=False)
@@ -168,6 +170,7 @@ def validate(
                     raise typer.Exit(2)
                 note = f" (data '{cfg['data']['name']}' uses {extra[0]}, from {extra[1]})" \
                     if extra is not None else ""
+                _check_data(cfg, path)
                 note += _sweep_note(path)
                 out.print(f"ok {path}: {len(cfg['init'])} variants x {cfg['seeds']} seeds = "
                           f"{members} members{note}", markup=False)
@@ -175,6 +178,15 @@ def validate(
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+def _check_data(cfg: dict, path: str) -> None:
+    """The data parameters and the loss checked as `run` checks them (ConfigError at `path`),
+    when the data set is cheap to make here; a large one is left to run's memory guard."""
+    from initlab import resources
+
+    with contextlib.suppress(resources.ResourceError):
+        resources.data_shape(cfg, path, resources.BASE_BYTES + resources.GENERATION_CHECKED, ())
 
 
 def _sweep_note(path: str) -> str:

@@ -13,8 +13,9 @@ a line and column by `Positions`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,26 @@ class Positions:
         line, col = line_col(mark)
         return Problem(f.message, path, self.file, line, col, f.expected, f.suggestion)
 
+
+
+def locate(problem: Problem, overridden: Iterable[str] = ()) -> Problem:
+    """`problem` at its LINE:COL when it names a config file and a key path but no line (found
+    after loading: a loss that does not fit the data set, data parameters the generator
+    refuses): the file is read again and the path looked up; at `--set` when the path is under
+    one of the `overridden` key paths ('train.loss'); unchanged when it cannot be placed."""
+    if problem.file in (None, SET) or problem.line is not None or not problem.path:
+        return problem
+    if any(problem.path == o or problem.path.startswith(o + ".") or o.startswith(
+            problem.path + ".") for o in overridden):
+        return dataclasses.replace(problem, file=SET)
+    text, unreadable = read_text(str(problem.file))
+    if unreadable is not None:
+        return problem
+    reader = YamlReader(str(problem.file))
+    try:
+        reader.read(text)
+    except Exception:  # a file that changed meanwhile: no position, no crash
+        return problem
+    loc = tuple(int(k) if k.isdigit() else k for k in problem.path.split("."))
+    line, col = line_col(Positions(problem.file, reader.nodes, set()).mark(loc, False))
+    return dataclasses.replace(problem, line=line, col=col) if line is not None else problem
