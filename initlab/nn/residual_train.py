@@ -17,7 +17,6 @@ otherwise). Variances are over the batch and units together, computed in float64
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from initlab.nn.losses import Loss, accuracy
 from initlab.nn.optim import make_optimizer
 from initlab.nn.residual import ResidualGrads, ResidualPopulation, ResidualTrace, backward, forward
 from initlab.nn.stats import STATS, Bins, histogram, log10_abs_histogram
-from initlab.nn.train import History, Progress, Schedule, _finite_per_member
+from initlab.nn.train import History, Progress, Schedule, _finite_per_member, batching, run_epochs
 from initlab.nn.workspace import Workspace
 
 Array = np.ndarray
@@ -168,10 +167,7 @@ def train_residual(pop: ResidualPopulation, x: Array, y: Array, schedule: Schedu
     after the last step); batchnorm trains and is recorded on batch statistics, and the final
     loss and accuracy are evaluated with its running statistics."""
     loss, M, N, E = schedule.loss, pop.M, len(x), schedule.epochs
-    full = schedule.batch_size is None or schedule.batch_size >= N
-    B = N if full else int(schedule.batch_size)  # type: ignore[arg-type]
-    per_epoch = 1 if full else math.ceil(N / B)
-    total_steps = E * per_epoch
+    full = batching(schedule, N)[0]
     opt = make_optimizer(schedule.optimizer, lr, momentum=schedule.momentum,
                          beta1=schedule.beta1, beta2=schedule.beta2, eps=schedule.eps)
     if not full and (shuffle_rngs is None or len(shuffle_rngs) != M):
@@ -207,27 +203,10 @@ def train_residual(pop: ResidualPopulation, x: Array, y: Array, schedule: Schedu
         recs.append(rec)
         return l_b
 
-    step = 0
-    with np.errstate(all="ignore"):
-        for epoch in range(1, E + 1):
-            if full:
-                curve[epoch - 1] = one_step(step, x, y)
-                step += 1
-            else:
-                perms = np.stack([r.permutation(N) for r in shuffle_rngs])  # type: ignore[union-attr]
-                acc = np.zeros(M)
-                for k in range(per_epoch):
-                    idx = perms[:, k * B:(k + 1) * B]
-                    if epoch == 1 and k == 0:
-                        # at init the running statistics are still (0, 1): batch ones here
-                        curve[0] = evaluate_residual(pop, x, y, loss, train=True)[0]
-                    acc += one_step(step, x[idx], y[idx]) * idx.shape[1]
-                    step += 1
-                curve[epoch] = acc / N
-            if progress is not None:
-                progress(step, total_steps)
-            if not alive.any():
-                break
+    with np.errstate(all="ignore"):  # at init the running statistics are still (0, 1):
+        step = run_epochs(one_step, x, y, schedule, shuffle_rngs, curve,  # batch ones there
+                          lambda: evaluate_residual(pop, x, y, loss, train=True)[0], progress,
+                          lambda: not alive.any())
         trace = forward(pop, x_meas, train=True, update=False, record=True, ws=ws)
         l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
         steps.append(step)

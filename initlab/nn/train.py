@@ -162,8 +162,49 @@ def symmetric_members(pop: Population, rtol: float = 1e-9) -> Array:
     return ok
 
 
-def train(
-    pop: Population,
+def batching(schedule: Schedule, N: int) -> tuple[bool, int, int, int]:
+    """(full batch?, batch size B, steps per epoch, total steps) of `schedule` on N samples."""
+    full = schedule.batch_size is None or schedule.batch_size >= N
+    B = N if full else int(schedule.batch_size)  # type: ignore[arg-type]
+    per_epoch = 1 if full else math.ceil(N / B)
+    return full, B, per_epoch, schedule.epochs * per_epoch
+
+
+def run_epochs(one_step: Callable[[int, Array, Array], Array], x: Array, y: Array,
+               schedule: Schedule, shuffle_rngs: Sequence[np.random.Generator] | None,
+               curve: Array, init_loss: Callable[[], Array], progress: Progress | None,
+               stop: Callable[[], bool]) -> int:
+    """The epoch loop both trainers share; returns the steps taken. Full batch: one step an
+    epoch, curve[e - 1] its loss (the loss before update e). Minibatches: each member draws its
+    own permutation of the N samples each epoch (shuffle_rngs[m]) and steps through it B at a
+    time; curve[0] = init_loss() before the first step, curve[e] the epoch's sample-weighted
+    mean of the batch losses. `progress(step, total)` after each epoch; the loop ends after an
+    epoch in which stop() became true."""
+    N = len(x)
+    full, B, per_epoch, total = batching(schedule, N)
+    step = 0
+    for epoch in range(1, schedule.epochs + 1):
+        if full:
+            curve[epoch - 1] = one_step(step, x, y)
+            step += 1
+        else:
+            perms = np.stack([r.permutation(N) for r in shuffle_rngs])  # type: ignore[union-attr]
+            acc = np.zeros(curve.shape[1])
+            for k in range(per_epoch):
+                idx = perms[:, k * B:(k + 1) * B]  # (M, b): each member its own batch
+                if epoch == 1 and k == 0:
+                    curve[0] = init_loss()
+                acc += one_step(step, x[idx], y[idx]) * idx.shape[1]
+                step += 1
+            curve[epoch] = acc / N
+        if progress is not None:
+            progress(step, total)
+        if stop():
+            break
+    return step
+
+
+def train(    pop: Population,
     x: Array,
     y: Array,
     schedule: Schedule,
@@ -189,10 +230,7 @@ def train(
     loss, M, N, E = schedule.loss, pop.M, len(x), schedule.epochs
     members = pop.M if population is None else population
     chunk = eval_chunk(members, pop.sizes)
-    full = schedule.batch_size is None or schedule.batch_size >= N
-    B = N if full else int(schedule.batch_size)  # type: ignore[arg-type]
-    per_epoch = 1 if full else math.ceil(N / B)
-    total_steps = E * per_epoch
+    full = batching(schedule, N)[0]
     opt = make_optimizer(schedule.optimizer, lr, momentum=schedule.momentum,
                          beta1=schedule.beta1, beta2=schedule.beta2, eps=schedule.eps,
                          lr_mult=pop.lr_mults)
@@ -223,26 +261,10 @@ def train(
             opt.step(pop.params, grads.params, alive)
         return l_b
 
-    step = 0
     with np.errstate(all="ignore"):
-        for epoch in range(1, E + 1):
-            if full:
-                curve[epoch - 1] = one_step(step, x, y)
-                step += 1
-            else:
-                perms = np.stack([r.permutation(N) for r in shuffle_rngs])  # type: ignore[union-attr]
-                acc = np.zeros(M)
-                for k in range(per_epoch):
-                    idx = perms[:, k * B:(k + 1) * B]  # (M, b): each member its own batch
-                    if epoch == 1 and k == 0:
-                        curve[0] = evaluate(pop, x, y, loss, chunk)[0]
-                    acc += one_step(step, x[idx], y[idx]) * idx.shape[1]
-                    step += 1
-                curve[epoch] = acc / N
-            if progress is not None:
-                progress(step, total_steps)
-            if stop_early and not alive.any():
-                break
+        step = run_epochs(one_step, x, y, schedule, shuffle_rngs, curve,
+                          lambda: evaluate(pop, x, y, loss, chunk)[0], progress,
+                          lambda: stop_early and not alive.any())
         # after training: statistics on the measurement batch, loss on all the data
         trace: Trace = forward(pop, x_meas, ws=ws)  # the step buffers: no fresh pages
         l_meas, dout = loss.fn(trace.out, y_meas, ws=ws)
