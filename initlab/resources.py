@@ -46,13 +46,18 @@ Symbols (all from the resolved config and the data set's shape):
                                      points (G = 101), P(class 1) on it and its copy, F <= 62
                                      uint8 frames of g x g (g = 41) during training
     base        = 200 MB                 Python, NumPy, matplotlib
+    processes   = (W - 1) x 150 MB       W processes at once (`run --workers N`: N; auto: every
+                                     core; at most max(8 figures, M)): each forked worker's
+                                     own pages (the figure processes measured 40-90 MB of
+                                     PSS each on the playground and deep50)
 
     total = the sum; a run is refused when total > the limit: --max-memory, else the memory
     available now (MemAvailable in /proc/meminfo, capped by a cgroup limit; else
-    SC_AVPHYS_PAGES x SC_PAGE_SIZE). The estimate is an upper bound of the peak RSS of a run
-    in one process (`--workers 1`), not the exact peak: these buffers are not all alive at
-    once. tests/test_memory_bound.py measures the peak of `initlab run` over a range of shapes
-    and holds the estimate above it (and within 3x of it, so that the bound stays useful).
+    SC_AVPHYS_PAGES x SC_PAGE_SIZE). The estimate is an upper bound of the peak memory of a run
+    (RSS with one process; the sum of the processes' PSS with several), not the exact peak:
+    these buffers are not all alive at once. tests/test_memory_bound.py measures the peak of
+    `initlab run` over a range of shapes and holds the estimate above it (and within 3x of it,
+    so that the bound stays useful).
 
 Only the data set's shape is needed, and it is found cheaply: a built-in set of at most
 `FULL_LOAD_SAMPLES` samples is generated in full (which also checks its parameters), a larger one
@@ -83,6 +88,7 @@ GENERATION_CHECKED = 50 * 10**6  # data sets that take more to generate are chec
 BASE_BYTES = 200 * 10**6  # the interpreter, NumPy, SciPy, matplotlib
 N_STATS, COPIES = 11, 3
 EVAL_CHUNK_ELEMENTS = 1 << 22  # train.evaluate's chunking
+PROCESS_BYTES = 150 * 10**6  # each process beyond the first (run --workers, figure processes)
 LOADER_BYTES = {"digits": 100 * 10**6}  # importing scikit-learn: 80 MB of RSS measured
 FRAMES = 62  # boundary.MAX_FRAMES and the first and last step
 MNIST_SAMPLES = {"test": 10_000, "train": 60_000}
@@ -432,10 +438,13 @@ def check(plan: Plan, limit: int | None = None, source: str | None = None) -> Pl
 
 
 def guard(cfg: Mapping[str, Any], max_memory: int | None = None,
-          source: str | None = None, overridden: Sequence[str] | None = None) -> Plan:
+          source: str | None = None, overridden: Sequence[str] | None = None,
+          processes: int = 1) -> Plan:
     """The plan of a resolved config, refused up front (ResourceError, exit 2) when it needs
     more memory than `max_memory` bytes or, without it, than the machine has available.
-    `overridden`: see `data_shape`."""
+    `overridden`: see `data_shape`; `processes`: how many run at once (`run --workers`)."""
     room = max_memory if max_memory is not None else available_memory()
     plan = estimate(cfg, data_shape(cfg, source, room, overridden))
+    if processes > 1:
+        plan.parts["processes"] = (processes - 1) * PROCESS_BYTES
     return check(plan, max_memory, source)

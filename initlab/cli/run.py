@@ -82,8 +82,10 @@ def run(
     with reporting(debug):
         cfg = load_config(config, overrides=set_ or ())
         resolved = resolve(cfg)
+        members = len(resolved["init"]) * int(resolved["seeds"])
         plan = resources.guard(resolved, limit, source=config,
-                               overridden=[o.split("=", 1)[0].strip() for o in set_ or ()])
+                               overridden=[o.split("=", 1)[0].strip() for o in set_ or ()],
+                               processes=min(options.workers, max(8, members)))
         if dry_run:
             for line in plan.lines():
                 out.print(line, markup=False)
