@@ -414,6 +414,7 @@ _ADVICE = {
     "curves": "fewer epochs or fewer seeds",
     "data": "fewer samples (data.samples)",
     "boundary": "fewer init variants or narrower layers",
+    "processes": "fewer processes (run --workers 1)",
 }
 
 
@@ -426,7 +427,9 @@ def check(plan: Plan, limit: int | None = None, source: str | None = None) -> Pl
         return plan
     big = sorted((k for k in _ADVICE if plan.parts.get(k, 0) > 0.1 * plan.total),
                  key=lambda k: -plan.parts[k])
-    shown = big or sorted(plan.parts, key=lambda k: -plan.parts[k])[:2]  # e.g. only the base
+    large = sorted((k for k in plan.parts if plan.parts[k] > 0.1 * plan.total),
+                   key=lambda k: -plan.parts[k])  # the base too, when it is one of them
+    shown = large or sorted(plan.parts, key=lambda k: -plan.parts[k])[:2]
     parts = ", ".join(f"{k} {format_size(plan.parts[k])}" for k in shown)
     what = "--max-memory" if explicit else "the memory available"
     advice = "; ".join(_ADVICE[k] for k in big) or "a smaller config"
