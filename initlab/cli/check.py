@@ -30,7 +30,7 @@ from initlab.check.expect import (
     parse_expectations,
     parse_tol,
 )
-from initlab.cli.console import DebugOpt, app, err, out, reporting, wrap
+from initlab.cli.console import DebugOpt, app, err, out, preflight_file, reporting, wrap
 from initlab.errors import ConfigError, InitlabError, Problem
 
 Key = tuple[str | int, ...]
@@ -319,17 +319,8 @@ def _writable_outputs(junit: Path | None, baseline: Path | None) -> None:
     from initlab.results.folder import OutputError
 
     for path, option in ((junit, "--junit-xml"), (baseline, "--baseline")):
-        if path is None:
-            continue
-        if path.is_dir():
-            raise OutputError(f"{path}: {option} names a folder; give a file name")
-        parent = path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or (
-                path.exists() and not os.access(path, os.W_OK)):
-            why = f"{parent} is not a folder" if not parent.is_dir() else "not writable"
-            raise OutputError(f"{path}: {option} cannot be written here ({why})")
+        if path is not None:
+            preflight_file(path, option, parents=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and os.environ.get("GITHUB_ACTIONS") == "true":
         try:

@@ -202,19 +202,27 @@ def reporting(debug: bool) -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def preflight_file(path: Path, option: str = "--out") -> Path:
-    """Before any work: a file can be written at `path` (its folder exists and takes a new
-    file; `path` is not a folder). OutputError naming `path` and `option` (exit 2)."""
+def preflight_file(path: Path, option: str = "--out", *, parents: bool = False) -> Path:
+    """Before any work: a file can be written at `path` (its folder takes a new file; `path` is
+    not a folder). With `parents` (the writer makes missing folders), the nearest folder that
+    exists is probed. OutputError naming `path` and `option` (exit 2)."""
     import tempfile
 
     from initlab.results.folder import OutputError
 
     if path.is_dir():
         raise OutputError(f"{path}: {option} names a folder; give a file name")
+    folder = path.parent
+    while parents and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if parents and not folder.is_dir():
+        raise OutputError(f"{path}: {option} cannot be written here ({folder} is not a folder)")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
         raise OutputError(f"{path}: {option} cannot be written here ({e.strerror or e}); "
                           "choose another path") from None
