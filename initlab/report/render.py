@@ -123,20 +123,22 @@ def figure_bytes(fig: Figure, fmt: str, dpi: float) -> bytes:
     return buf.getvalue()
 
 
+def draw_one(stem: str, result: Result, options: FigureOptions) -> Figure | None:
+    """The figure `stem` of `result` (None: nothing to show), with the chosen layers for the
+    layered ones."""
+    draw = dict(figures())[stem]
+    return draw(result, layers=options.layers) if stem in LAYERED else draw(result)
+
+
 def draw_all(result: Result, options: FigureOptions | None = None
              ) -> list[tuple[str, Figure]]:
     """(stem, figure) of every plot the result has data for (none without options.plots)."""
     options = options or FigureOptions()
-    drawn: list[tuple[str, Figure]] = []
     if not options.plots:
-        return drawn
-    for stem, draw in figures():
-        if not needs(stem, result):
-            continue
-        fig = draw(result, layers=options.layers) if stem in LAYERED else draw(result)
-        if fig is not None:
-            drawn.append((stem, fig))
-    return drawn
+        return []
+    drawn = [(stem, draw_one(stem, result, options)) for stem, _ in figures()
+             if needs(stem, result)]
+    return [(stem, fig) for stem, fig in drawn if fig is not None]
 
 
 def save_all(result: Result, folder: str | Path,
@@ -159,21 +161,14 @@ def _save(files: list[tuple[str, dict[str, bytes]]], folder: Path) -> list[Path]
 _JOB: tuple[Result, FigureOptions] | None = None  # what the drawing processes inherit
 
 
-def _figure(stem: str) -> Figure | None:
+def _render(stem: str) -> tuple[str, dict[str, bytes], bytes | None]:
+    """(stem, {format: file bytes}, page PNG) of one figure of the inherited _JOB;
+    (stem, {}, None) when the figure has nothing to show."""
     assert _JOB is not None
     result, options = _JOB
-    draw = dict(figures())[stem]
-    return draw(result, layers=options.layers) if stem in LAYERED else draw(result)
-
-
-def _render(stem: str) -> tuple[str, dict[str, bytes], bytes | None]:
-    """(stem, {format: file bytes}, page PNG) of one figure; (stem, {}, None) when the figure
-    has nothing to show."""
-    fig = _figure(stem)
+    fig = draw_one(stem, result, options)
     if fig is None:
         return stem, {}, None
-    assert _JOB is not None
-    options = _JOB[1]
     files = {fmt: figure_bytes(fig, fmt, options.dpi) for fmt in options.formats}
     return stem, files, files.get("png") or figure_bytes(fig, "png", options.dpi)
 
@@ -196,21 +191,19 @@ def render_images(result: Result, options: FigureOptions | None = None
                   ) -> tuple[list[tuple[str, dict[str, bytes]]], list[tuple[str, bytes]]]:
     """The figures of `result` as ([(stem, {format: bytes})], report.html's [(name, PNG)]),
     drawn in options.workers processes. The page PNGs are the written ones (or PNG renderings
-    when no PNG is written), drawn again at a lower resolution while they hold more than
-    PAGE_IMAGE_BYTES together (the files keep the full resolution)."""
+    when no PNG is written), in fewer colours and smaller while they hold more than
+    PAGE_IMAGE_BYTES together (`_fit_pages`; the files keep everything)."""
     global _JOB
     options = options or FigureOptions()
     stems = [stem for stem, _ in figures() if needs(stem, result)] if options.plots else []
     _JOB = (result, options)
     try:
         with _mapper(options.workers, len(stems)) as mapper:
-            first = [x for x in mapper(_render, stems)
-                     if x[2] is not None]
-            pages = [(stem, page) for stem, _, page in first]
-            pages = _fit_pages(pages)
+            drawn = [x for x in mapper(_render, stems) if x[2] is not None]
     finally:
         _JOB = None
-    return ([(stem, files) for stem, files, _ in first],
+    pages = _fit_pages([(stem, page) for stem, _, page in drawn if page is not None])
+    return ([(stem, files) for stem, files, _ in drawn],
             [(f"{stem}.png", page) for stem, page in pages])
 
 
